@@ -1,0 +1,52 @@
+# wca: set up, run, test.  `make run` and `make test` work from a clean clone.
+SHELL := /bin/bash
+PYENV_ROOT ?= $(HOME)/.pyenv
+PYTHON311 ?= $(firstword $(wildcard $(PYENV_ROOT)/versions/3.11*/bin/python3.11) $(shell command -v python3.11))
+PYTHON36 ?= $(firstword $(wildcard $(PYENV_ROOT)/versions/3.6.15/bin/python3.6) $(shell command -v python3.6))
+VENV ?= .venv
+VENV36 ?= .venv36
+CONFIG ?= configs/wca_config.yml
+# As root the agent refuses to start without --root (see README: "Privileges").
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--root,)
+PYTEST_ARGS ?=
+
+.PHONY: all venv venv36 run test test311 test36 test-tools lint bench clean
+
+all: test
+
+$(VENV)/.stamp: requirements.lock requirements-test.lock setup.cfg
+	tools/mkvenv $(PYTHON311) $(VENV)
+	touch $@
+
+$(VENV36)/.stamp: requirements.lock requirements-test.lock setup.cfg
+	tools/mkvenv $(PYTHON36) $(VENV36)
+	touch $@
+
+venv: $(VENV)/.stamp
+venv36: $(VENV36)/.stamp
+
+run: venv
+	$(VENV)/bin/python -m wca --config $(CONFIG) $(ROOT_FLAG)
+
+# Tools the tests drive for real (promtool, ...): installed here, never skipped in CI.
+test-tools:
+	tools/install-test-tools
+
+test: test-tools test311 test36
+
+test311: venv
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+test36: venv36
+	$(VENV36)/bin/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/python -m flake8 wca tests
+
+bench: venv
+	$(VENV)/bin/python -m benchmarks $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) $(VENV36) build dist *.egg-info .pytest_cache
+
+-include packaging/packaging.mk

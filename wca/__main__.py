@@ -1,0 +1,3 @@
+from wca.main import main
+
+main()

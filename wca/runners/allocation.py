@@ -1,0 +1,97 @@
+"""AllocationRunner: MeasurementRunner plus an allocator, whose answer is checked against the
+platform and the tasks and stored as metrics in allocations_storage.
+
+Applying allocations to cgroups and resctrl is not in this version: the runner logs that
+once and stores what would be applied."""
+import logging
+import time
+from typing import List, Optional
+
+from dataclasses import dataclass, field
+
+from wca.allocations import allocations_to_metrics, validate_allocations
+from wca.allocators import AllocationConfiguration, Allocator
+from wca.config import Numeric
+from wca.detectors import TasksData, convert_anomalies_to_metrics
+from wca.metrics import Metric, MetricName
+from wca.platforms import Platform
+from wca.runners.detection import algorithm_result, stamp_metrics
+from wca.runners.measurement import MeasurementRunner, MeasurementRunnerConfig, flat_or_config
+from wca.storage import LogStorage, Storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AllocationRunnerConfig(MeasurementRunnerConfig):
+    """MeasurementRunnerConfig plus: allocator (required), anomalies_storage,
+    allocations_storage, action_delay (sets the interval when given) and
+    allocation_configuration."""
+    allocator: Optional[Allocator] = None
+    anomalies_storage: Storage = field(default_factory=LogStorage)
+    allocations_storage: Storage = field(default_factory=LogStorage)
+    action_delay: Optional[Numeric(0, 3600)] = None
+    allocation_configuration: AllocationConfiguration = field(
+        default_factory=AllocationConfiguration)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.allocator is None:
+            raise ValueError('allocator is required (for example allocator: !NOPAllocator)')
+        if self.action_delay is not None:
+            self.interval = self.action_delay
+
+
+@flat_or_config(AllocationRunnerConfig)
+class AllocationRunner(MeasurementRunner):
+    """Each iteration: measure, call allocator.allocate(platform, tasks_data), check and store."""
+
+    def __init__(self, config=None, **flat):
+        super().__init__(config, **flat)
+        self._allocations_count = 0
+        self._allocations_errors = 0
+        self.last_allocations = {}
+        self._told_not_applied = False
+
+    def _storages(self):
+        return super()._storages() + [('anomalies_storage', self.config.anomalies_storage),
+                                      ('allocations_storage', self.config.allocations_storage)]
+
+    def _iterate_body(self, platform: Platform, tasks_data: TasksData) -> List[Metric]:
+        started = time.monotonic()
+        try:
+            allocations, anomalies, metrics = algorithm_result(
+                self.config.allocator.allocate(platform, tasks_data), 3, 'allocate()')
+            extra = stamp_metrics(list(metrics) + convert_anomalies_to_metrics(anomalies),
+                                  self.common_labels)
+            self._recovered('allocator')
+        except Exception as e:  # an outside algorithm: log and count, keep measuring
+            self._errors['allocator'] = self._errors.get('allocator', 0) + 1
+            self._failed('allocator', 'allocator %s failed: %s: %s' % (
+                type(self.config.allocator).__name__, type(e).__name__, e))
+            log.debug('allocator failure', exc_info=True)
+            allocations, anomalies, extra = {}, [], []
+        duration = time.monotonic() - started
+        valid, errors = validate_allocations(allocations, tasks_data, platform)
+        for message in errors:
+            log.warning('allocation rejected: %s', message)
+        self._allocations_errors += len(errors)
+        self._allocations_count += sum(len(a) for a in valid.values())
+        self.last_allocations = valid
+        if valid and not self._told_not_applied:
+            self._told_not_applied = True
+            log.warning('allocations are checked and stored, not applied: this version of wca '
+                        'does not write cgroup or resctrl settings yet')
+
+        make = Metric.create_metric_with_metadata
+        labels = self.common_labels
+        extra.append(make(MetricName.ANOMALY_COUNT, len(anomalies), labels))
+        self.store(self.config.anomalies_storage, extra, 'anomalies_storage')
+        allocation_metrics = allocations_to_metrics(valid, self.task_labels())
+        allocation_metrics += [
+            make(MetricName.ALLOCATIONS_COUNT, self._allocations_count, labels),
+            make(MetricName.ALLOCATIONS_ERRORS, self._allocations_errors, labels),
+            make(MetricName.ALLOCATION_DURATION, duration, labels),
+        ]
+        self.store(self.config.allocations_storage, allocation_metrics, 'allocations_storage')
+        return []
