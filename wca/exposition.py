@@ -34,8 +34,8 @@ def _escape_value(value: str) -> str:
 def render_labels(labels: Dict[str, str]) -> str:
     if not labels:
         return ''
-    return '{' + ','.join('%s="%s"' % (sanitize_label_name(str(k)), _escape_value(str(v)))
-                          for k, v in sorted(labels.items())) + '}'
+    pairs = sorted((sanitize_label_name(str(k)), v) for k, v in labels.items())
+    return '{' + ','.join('%s="%s"' % (k, _escape_value(str(v))) for k, v in pairs) + '}'
 
 
 def format_value(value) -> str:

@@ -25,6 +25,7 @@ class CountingHandler(logging.Handler):
 
 
 counter = CountingHandler()
+logging.getLogger().addHandler(counter)  # counts from import on, with or without configure()
 
 
 def parse_level(level: str) -> int:
@@ -50,11 +51,11 @@ def parse_level_option(option: str):
 def configure(levels: Dict[str, int], stream=None):
     """Sets up stderr logging once; `levels` maps module names ('' or 'wca' for the agent)."""
     root = logging.getLogger()
-    if not any(isinstance(h, CountingHandler) for h in root.handlers):
+    if not any(getattr(h, 'wca_stream', False) for h in root.handlers):
         handler = logging.StreamHandler(stream or sys.stderr)
         handler.setFormatter(logging.Formatter(FORMAT))
+        handler.wca_stream = True
         root.addHandler(handler)
-        root.addHandler(counter)
     root.setLevel(logging.WARNING)  # third-party libraries: warnings only, unless asked
     logging.getLogger('wca').setLevel(logging.getLevelName(DEFAULT_LEVEL))
     for module, level in levels.items():

@@ -1,0 +1,195 @@
+"""MeasurementRunner on real cgroups: what an operator sees in the stored metrics."""
+import os
+import subprocess
+import threading
+
+import pytest
+
+from conftest import require_tool, stop_process, wca_command, write_config
+from wca.nodes import Node, Task
+from wca.runners.measurement import MeasurementRunner
+from wca.static_node import CgroupDirectoryNode, StaticNode
+from wca.storage import FailedDeliveryException, LogStorage, Storage
+
+
+class Recording(Storage):
+    def __init__(self):
+        self.batches = []
+        self.fail = False
+
+    def store(self, metrics):
+        if self.fail:
+            raise FailedDeliveryException('disk full')
+        self.batches.append(metrics)
+
+    def last(self, name):
+        return [m for m in self.batches[-1] if m.name == name]
+
+    def value(self, name, **labels):
+        found = [m.value for m in self.last(name)
+                 if all(m.labels.get(k) == v for k, v in labels.items())]
+        assert len(found) == 1, (name, labels, found)
+        return found[0]
+
+
+def runner_for(node, storage, **kwargs):
+    return MeasurementRunner(node=node, metrics_storage=storage, interval=0, **kwargs)
+
+
+def test_tasks_are_measured_and_labelled(cgroups):
+    paths = [cgroups.create('t%d' % i) for i in range(3)]
+    storage = Recording()
+    node = StaticNode(tasks=paths, default_labels={'env': 'test', 'app.kubernetes.io/name': 'x'},
+                      tasks_labels={paths[0].strip('/'): {'env': 'prod'}})
+    runner = runner_for(node, storage, extra_labels={'own_ip': '10.0.0.1'})
+    runner.iterate()
+    assert len(storage.batches) == 1
+    usage = storage.last('task_cpu_usage_seconds')
+    assert sorted(m.labels['task_id'] for m in usage) == sorted(p.strip('/') for p in paths)
+    first = [m for m in usage if m.labels['task_id'] == paths[0].strip('/')][0]
+    assert first.labels['env'] == 'prod' and first.labels['app_kubernetes_io_name'] == 'x'
+    assert first.labels['own_ip'] == '10.0.0.1' and first.labels['host']
+    assert first.labels['task_name'] == paths[0].strip('/')
+    assert first.type == 'counter' and first.help
+    assert storage.value('wca_tasks') == 3
+    info = storage.last('wca_information')[0]
+    assert info.labels['wca_version'] and info.labels['cpus'] and info.labels['own_ip'] == '10.0.0.1'
+    for name in ('task_mem_usage_bytes', 'task_mem_page_faults', 'task_mem_numa_pages', 'task_up'):
+        assert len(storage.last(name)) >= 3, name
+    for name in ('platform_cpu_usage', 'platform_mem_usage_bytes', 'wca_up', 'wca_mem_usage_bytes',
+                 'wca_duration_seconds'):
+        assert storage.last(name), name
+
+
+def test_a_task_is_stored_in_the_iteration_it_is_first_seen(cgroups):
+    storage = Recording()
+    runner = runner_for(CgroupDirectoryNode(root=cgroups.parent), storage)
+    runner.iterate()
+    assert storage.value('wca_tasks') == 0
+    path = cgroups.create('new')
+    runner.iterate()
+    assert storage.value('wca_tasks') == 1
+    assert storage.value('task_up', task_id=path.strip('/')) == 1
+
+
+def test_vanished_task_is_dropped_and_counted(cgroups, caplog):
+    keep, gone = cgroups.create('keep'), cgroups.create('gone')
+    storage = Recording()
+    runner = runner_for(StaticNode(tasks=[keep, gone]), storage)
+    runner.iterate()
+    cgroups.remove(gone)
+    runner.iterate()  # the static node still lists it: its files are gone mid-iteration
+    assert [m.labels['task_id'] for m in storage.last('task_up')] == [keep.strip('/')]
+    assert storage.value('wca_tasks_vanished') == 1
+    runner.iterate()  # not found at all now: skipped with one warning, not counted again
+    runner.iterate()
+    assert storage.value('wca_tasks_vanished') == 1
+    assert storage.value('wca_tasks') == 1
+    assert len([r for r in caplog.records if 'not measured until it appears' in r.getMessage()]) == 1
+    assert gone.strip('/') not in runner._tracked
+
+
+def test_failing_storage_is_counted_and_the_loop_goes_on(cgroups, caplog):
+    storage = Recording()
+    runner = runner_for(StaticNode(tasks=[cgroups.create('t')]), storage)
+    storage.fail = True
+    runner.iterate()
+    runner.iterate()
+    storage.fail = False
+    runner.iterate()
+    assert storage.value('wca_storage_errors', storage='metrics_storage') == 2
+    assert storage.value('wca_iterations') == 3
+    errors = [r for r in caplog.records if 'disk full' in r.getMessage()]
+    assert len(errors) == 1  # logged when it starts failing, not every second
+
+
+class BrokenNode(Node):
+    def get_tasks(self):
+        raise ConnectionError('kubelet refused the connection')
+
+
+def test_failing_node_still_stores_platform_metrics():
+    storage = Recording()
+    runner = runner_for(BrokenNode(), storage)
+    runner.iterate()
+    runner.iterate()
+    assert storage.value('wca_node_errors') == 2
+    assert storage.value('wca_tasks') == 0
+    assert storage.last('platform_cpu_usage')
+
+
+def test_task_whose_labels_change_gets_new_labels(cgroups):
+    path = cgroups.create('t')
+
+    class ChangingNode(Node):
+        version = '1'
+
+        def get_tasks(self):
+            return [Task(name='t', task_id='t', cgroup_path=path, labels={'v': self.version})]
+
+    node, storage = ChangingNode(), Recording()
+    runner = runner_for(node, storage)
+    runner.iterate()
+    node.version = '2'
+    runner.iterate()
+    assert storage.last('task_up')[0].labels['v'] == '2'
+
+
+def test_run_stops_after_iterations_and_on_stop():
+    storage = Recording()
+    assert runner_for(StaticNode(tasks=[]), storage, iterations=3).run() == 0
+    assert len(storage.batches) == 3
+    runner = MeasurementRunner(node=StaticNode(tasks=[]), metrics_storage=storage, interval=30)
+    threading.Timer(0.5, runner.stop).start()
+    assert runner.run() == 0  # does not wait out the 30 s interval
+
+
+def test_output_passes_promtool(cgroups, tmp_path):
+    promtool = require_tool('promtool', 'tools/install-test-tools')
+    paths = [cgroups.create('p%d' % i) for i in range(2)]
+    output = str(tmp_path / 'wca.prom')
+    runner = runner_for(StaticNode(tasks=paths, default_labels={'k8s.io/app': 'a "quoted" app'}),
+                        LogStorage(output_filename=output, overwrite=True))
+    runner.iterate()
+    runner.iterate()
+    with open(output, 'rb') as f:
+        result = subprocess.run([promtool, 'check', 'metrics'], stdin=f, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+    assert result.returncode == 0, result.stdout.decode()
+
+
+def test_agent_survives_cgroups_created_and_removed_at_a_high_rate(cgroups, tmp_path):
+    """The CLI agent watches a directory while cgroups come and go as fast as we can make them."""
+    promtool = require_tool('promtool', 'tools/install-test-tools')
+    output = str(tmp_path / 'wca.prom')
+    config = write_config(tmp_path / 'wca.yml', '''
+runner: !MeasurementRunner
+  node: !CgroupDirectoryNode
+    root: %s
+  metrics_storage: !LogStorage
+    output_filename: %s
+    overwrite: true
+  interval: 0.02
+''' % (cgroups.parent, output))
+    agent = subprocess.Popen(wca_command('-c', config, '--root'), stderr=subprocess.PIPE)
+    try:
+        created = 0
+        for round_ in range(40):
+            paths = [cgroups.create('churn-%d-%d' % (round_, i)) for i in range(5)]
+            created += len(paths)
+            for path in paths:
+                cgroups.remove(path)
+        assert agent.poll() is None, 'the agent died'
+    finally:
+        status = stop_process(agent)
+    stderr = agent.stderr.read().decode()
+    assert status == 0, stderr
+    assert 'Traceback' not in stderr
+    with open(output, 'rb') as f:
+        text = f.read()
+    assert b'wca_iterations' in text
+    with open(output, 'rb') as f:
+        check = subprocess.run([promtool, 'check', 'metrics'], stdin=f, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    assert check.returncode == 0, check.stdout.decode()
+    assert created == 200 and not [d for d in os.listdir(cgroups.layout.v1['cpu'] + cgroups.parent)]
