@@ -144,6 +144,11 @@ class PlatformCollector:
             for node in sorted(self.topology.node_cpus)]
         self._failed = set()
 
+    @property
+    def files(self) -> List[str]:
+        """The files collect() reads, in order."""
+        return [self._stat, self._meminfo] + [path for _, path, _ in self._node_meminfo]
+
     def static_measurements(self) -> Measurements:
         t = self.topology
         return {

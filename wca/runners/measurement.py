@@ -252,6 +252,14 @@ class MeasurementRunner(Runner):
         self._tracked = tracked
         return tasks_data, metrics
 
+    def files(self) -> List[str]:
+        """The files an iteration reads now (platform, agent's own statm, then each task's)."""
+        self.setup()
+        files = self._platform.files + [os.path.join(self.config.proc_root, 'self/statm')]
+        for state in self._tracked.values():
+            files.extend(state.cgroup.files)
+        return files
+
     def task_labels(self) -> Dict[str, Dict[str, str]]:
         """Label sets of the tasks measured last (task id -> labels)."""
         return {task_id: state.labels for task_id, state in self._tracked.items()}
