@@ -31,6 +31,23 @@ def require_tool(name, install):
     pytest.skip(message)
 
 
+def promtool_check(text: bytes):
+    """Runs `promtool check metrics` on exposition text; fails the test on any error, and on
+    any lint finding other than the known one: original counter names without _total."""
+    from wca.metrics import LEGACY_COUNTERS
+    promtool = require_tool('promtool', 'tools/install-test-tools')
+    result = subprocess.run([promtool, 'check', 'metrics'], input=text, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    output = result.stdout.decode()
+    assert result.returncode in (0, 3), output  # 1: the text could not be parsed
+    for line in output.splitlines():
+        name, _, problem = line.partition(' ')
+        assert name in LEGACY_COUNTERS and problem in (
+            'counter metrics should have "_total" suffix',
+            'non-histogram and non-summary metrics should not have "_count" suffix'), line
+    return output
+
+
 def require_root():
     if os.geteuid() != 0:
         message = 'creating real cgroups needs root; run the tests as root (sudo make test)'

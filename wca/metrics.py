@@ -1,6 +1,9 @@
 """Metric model and the metadata table (name -> type, help, label levels).
 
-The names follow the original agent's where it had one, so dashboards and plugins keep working.
+The names follow the original agent's where it had one, so dashboards and plugins keep working;
+new names follow Prometheus conventions (counters end in _total). LEGACY_COUNTERS are the
+original's counters without that suffix, which `promtool check metrics` lints (but does not
+reject).
 """
 from enum import Enum
 from typing import Dict, List, Optional, Union
@@ -23,9 +26,9 @@ class MetricType(str, Enum):
 class MetricName(str, Enum):
     # cgroup based, per task
     TASK_CPU_USAGE_SECONDS = 'task_cpu_usage_seconds'
-    TASK_CPU_PERIODS = 'task_cpu_periods'
-    TASK_CPU_THROTTLED_PERIODS = 'task_cpu_throttled_periods'
-    TASK_CPU_THROTTLED_SECONDS = 'task_cpu_throttled_seconds'
+    TASK_CPU_PERIODS = 'task_cpu_periods_total'
+    TASK_CPU_THROTTLED_PERIODS = 'task_cpu_throttled_periods_total'
+    TASK_CPU_THROTTLED_SECONDS = 'task_cpu_throttled_seconds_total'
     TASK_MEM_USAGE_BYTES = 'task_mem_usage_bytes'
     TASK_MEM_MAX_USAGE_BYTES = 'task_mem_max_usage_bytes'
     TASK_MEM_LIMIT_BYTES = 'task_mem_limit_bytes'
@@ -60,14 +63,14 @@ class MetricName(str, Enum):
     WCA_TASKS = 'wca_tasks'
     WCA_MEM_USAGE_BYTES = 'wca_mem_usage_bytes'
     WCA_DURATION_SECONDS = 'wca_duration_seconds'
-    WCA_ITERATIONS = 'wca_iterations'
-    WCA_WARNINGS = 'wca_warning_count'
-    WCA_ERRORS = 'wca_error_count'
-    WCA_TASKS_VANISHED = 'wca_tasks_vanished'
-    WCA_MEASUREMENT_ERRORS = 'wca_measurement_errors'
-    WCA_NODE_ERRORS = 'wca_node_errors'
-    WCA_STORAGE_ERRORS = 'wca_storage_errors'
-    WCA_METRICS_DROPPED = 'wca_metrics_dropped'
+    WCA_ITERATIONS = 'wca_iterations_total'
+    WCA_WARNINGS = 'wca_warnings_total'
+    WCA_ERRORS = 'wca_errors_total'
+    WCA_TASKS_VANISHED = 'wca_tasks_vanished_total'
+    WCA_MEASUREMENT_ERRORS = 'wca_measurement_errors_total'
+    WCA_NODE_ERRORS = 'wca_node_errors_total'
+    WCA_STORAGE_ERRORS = 'wca_storage_errors_total'
+    WCA_METRICS_DROPPED = 'wca_metrics_dropped_total'
 
     # detection and allocation
     ANOMALY = 'anomaly'
@@ -92,6 +95,11 @@ class MetricName(str, Enum):
 
     def __str__(self):
         return self.value
+
+
+LEGACY_COUNTERS = frozenset([
+    'task_cpu_usage_seconds', 'task_mem_page_faults', 'platform_cpu_usage', 'anomaly',
+    'allocations_count', 'allocations_errors'])
 
 
 @dataclass(frozen=True)
@@ -125,7 +133,7 @@ METRICS_METADATA = {
         'Number of used pages per NUMA node, from the cgroup memory.numa_stat file.', G, ('numa_node',)),
     MetricName.TASK_REQUESTED_CPUS: _M('Tasks resources cpus initial requests.', G),
     MetricName.TASK_REQUESTED_MEM_BYTES: _M('Tasks resources memory initial requests.', G),
-    MetricName.TASK_LAST_SEEN: _M('Time the task was last seen (unix time in seconds).', C),
+    MetricName.TASK_LAST_SEEN: _M('Time the task was last seen (unix time in seconds).', G),
     MetricName.TASK_UP: _M('Always 1: the task was measured in this iteration.', G),
     MetricName.TASK_SUBCONTAINERS: _M('Number of subcontainers (subcgroups) of the task.', G),
 
@@ -147,7 +155,7 @@ METRICS_METADATA = {
     MetricName.PLATFORM_MEM_NUMA_USED_BYTES: _M(
         'NUMA memory used per NUMA node, from /sys/devices/system/node/*/meminfo (MemUsed).', G,
         ('numa_node',)),
-    MetricName.PLATFORM_LAST_SEEN: _M('Time the platform was last measured (unix time in seconds).', C),
+    MetricName.PLATFORM_LAST_SEEN: _M('Time the platform was last measured (unix time in seconds).', G),
 
     MetricName.WCA_UP: _M('Always 1 while the agent runs; the sample timestamp says when it last did.', G),
     MetricName.WCA_INFORMATION: _M(

@@ -80,8 +80,8 @@ def test_broken_detector_is_counted_and_measuring_goes_on(result, caplog):
     runner.iterate()
     runner.iterate()
     assert anomalies.value('anomaly_count') == 0
-    assert metrics.value('wca_iterations') == 2
-    assert metrics.value('wca_error_count') >= 1
+    assert metrics.value('wca_iterations_total') == 2
+    assert metrics.value('wca_errors_total') >= 1
     assert len([r for r in caplog.records if 'detector Broken failed' in r.getMessage()]) == 1
 
 
@@ -145,4 +145,4 @@ def test_nop_allocator_and_garbage_answers():
     runner, metrics, anomalies, stored = allocation_runner([], FixedAllocator(lambda t: 'junk'))
     runner.iterate()
     assert stored.value('allocations_errors') == 1
-    assert metrics.value('wca_iterations') == 1
+    assert metrics.value('wca_iterations_total') == 1

@@ -25,7 +25,7 @@ class Storage(ABC):
         """Stores the metrics; may raise FailedDeliveryException."""
 
     def dropped_count(self) -> int:
-        """Metrics this storage could not deliver since start (reported as wca_metrics_dropped)."""
+        """Metrics this storage could not deliver since start (reported as wca_metrics_dropped_total)."""
         return getattr(self, '_dropped', 0)
 
 
