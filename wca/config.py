@@ -73,7 +73,7 @@ def register_from_spec(spec: str) -> type:
         module = importlib.import_module(module_name)
     except Exception as e:  # an ImportError, or anything the plugin's import raised
         raise ConfigError('--register %s: cannot import module %r: %s: %s' % (
-            spec, module_name, type(e).__name__, e))
+            spec, module_name, type(e).__name__, _exception_text(e)))
     cls = getattr(module, class_name, None)
     if not inspect.isclass(cls):
         raise ConfigError('--register %s: module %r has no class %r' % (spec, module_name, class_name))
@@ -103,7 +103,7 @@ def Numeric(min_value=None, max_value=None):
             return 'expected a %s' % desc
         if (min_value is not None and value < min_value) or (
                 max_value is not None and value > max_value):
-            return 'expected a %s, got %r' % (desc, value)
+            return 'expected a %s' % desc  # the caller adds the value, unless it is a secret
         return None
     return type('Numeric', (_Checked,), {'description': desc, 'check': classmethod(check),
                                          'min_value': min_value, 'max_value': max_value})
@@ -115,13 +115,13 @@ def Path(absolute=False, must_exist=False):
 
     def check(cls, value):
         if not isinstance(value, str) or not value:
-            return 'expected a %s' % desc
+            return 'expected %s %s' % ('an' if absolute else 'a', desc)
         if '\x00' in value:
             return 'a path cannot contain NUL'
         if absolute and not value.startswith('/'):
-            return 'expected an absolute path (starting with /), got %r' % value
+            return 'expected an absolute path (starting with /)'  # the caller adds the value
         if must_exist and not os.path.exists(value):
-            return 'no such file: %s' % value
+            return 'expected a path to an existing file'
         return None
     return type('Path', (_Checked,), {'description': desc, 'check': classmethod(check)})
 
@@ -180,7 +180,10 @@ def describe(tp) -> str:
                               if len(args) == 2 else '')
     if inspect.isclass(tp):
         if issubclass(tp, _Checked):
-            return tp.description
+            text = tp.description
+            if text.split(' ', 1)[0] in ('a', 'an'):
+                return text
+            return ('an ' if text[:1] in 'aeiou' else 'a ') + text
         if issubclass(tp, enum.Enum):
             return 'one of ' + ', '.join(repr(m.value) for m in tp)
         if tp is bool:
@@ -321,6 +324,8 @@ class _Builder:
             key = self.build(key_node, path, key_type)
             if isinstance(key, (list, dict)):
                 raise self.error('mapping keys must be plain values', key_node, path)
+            if key in result:
+                raise self.error('duplicate key', key_node, _join(path, key))
             result[key] = self.build(value_node, _join(path, key), value_type)
         return result
 
@@ -485,7 +490,8 @@ def load_config_text(text: str, filename: str = '<config>') -> Dict[str, Any]:
                               mark.line + 1 if mark else None)
         except yaml.YAMLError as e:
             raise ConfigError('invalid YAML: %s' % _exception_text(e), filename)
-        if root is None:
+        if root is None or (isinstance(root, yaml.ScalarNode) and root.tag == _STD + 'null'
+                            and root.value in ('', '~', 'null')):
             raise ConfigError('config is empty: expected a mapping with a "runner" key', filename)
         if not isinstance(root, yaml.MappingNode) or root.tag != _STD + 'map':
             raise ConfigError('expected a mapping with a "runner" key at the top level', filename,

@@ -28,8 +28,8 @@ class Privilege:
 DAC_OVERRIDE = Privilege(
     'CAP_DAC_OVERRIDE', 'to write cgroup (and resctrl) files for allocations',
     'add CAP_DAC_OVERRIDE to AmbientCapabilities= and CapabilityBoundingSet= in the systemd unit'
-    ' (packaging/systemd/wca.service does), or start it with: setpriv --inh-caps +dac_override '
-    '--ambient-caps +dac_override wca ...')
+    ' (packaging/systemd/wca.service does), or start it from root with: setpriv --reuid=wca '
+    '--regid=wca --init-groups --inh-caps=+dac_override --ambient-caps=+dac_override wca ...')
 SETUID = Privilege(
     'CAP_SETUID', 'to move tasks between resctrl groups',
     'add CAP_SETUID to AmbientCapabilities= and CapabilityBoundingSet= in the systemd unit')
@@ -85,8 +85,10 @@ def missing_privileges(needed: List[Privilege], proc: str = '/proc') -> List[Pri
             missing.append(privilege)
         elif privilege is NO_SETUID_FIXUP and not (securebits() or 0) & SECBIT_NO_SETUID_FIXUP:
             missing.append(privilege)
-        elif privilege is PERF_EVENT_PARANOID and (perf_event_paranoid(proc) or 2) > 0:
-            missing.append(privilege)
+        elif privilege is PERF_EVENT_PARANOID:
+            paranoid = perf_event_paranoid(proc)  # 0 and -1 are fine; unreadable is not
+            if paranoid is None or paranoid > 0:
+                missing.append(privilege)
     return missing
 
 
