@@ -1,0 +1,7 @@
+#!/bin/sh
+# wca: runs the Workload Collocation Agent from its private tree, @LIBDIR@, with the
+# interpreter the package was built for. -s and -E keep the user's site-packages and PYTHON*
+# variables out; -B never writes .pyc files into the package's tree. Running the directory
+# (its __main__.py) puts it first on sys.path, ahead of the system's packages.
+@SCL_ENABLE@
+exec @PYTHON@ -s -E -B @LIBDIR@ "$@"
