@@ -473,8 +473,8 @@ def test_register_decorator_of_a_plugin_module(tmp_path):
     result = run_wca('-c', path, '-r', 'decorated:Anchor', '--root')
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in record.read_text().splitlines()]
-    assert len([l for l in lines if 'created' in l]) == 1
-    stores = [l for l in lines if 'instance' in l]
+    assert len([lab for lab in lines if 'created' in lab]) == 1
+    stores = [lab for lab in lines if 'instance' in lab]
     assert len(stores) == 2 and 'wca_up' in stores[0]['names']
 
 
@@ -604,8 +604,8 @@ runner: !AllocationRunner
     result = run_wca('-c', path, '-r', 'decorated:Anchor', '--root')
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in record.read_text().splitlines()]
-    assert len([l for l in lines if 'created' in l]) == 1
-    stores = [l for l in lines if 'instance' in l]
+    assert len([lab for lab in lines if 'created' in lab]) == 1
+    stores = [lab for lab in lines if 'instance' in lab]
     assert len(stores) == 3 and len({s['instance'] for s in stores}) == 1
     names = set().union(*(s['names'] for s in stores))
     assert {'wca_up', 'anomaly_count', 'allocations_count'} <= names

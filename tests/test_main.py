@@ -376,28 +376,28 @@ def test_contract_detector_anomalies_land_in_anomalies_storage(tmp_path, cgroups
     anomalies = stored['anomalies']
     samples = [(labels, value) for name, labels, value in anomalies if name == 'anomaly']
     assert len(samples) == 4  # two anomalies in each of two iterations
-    pairs = {(l['contended_task_id'], l['contending_task_id']) for l, _ in samples}
+    pairs = {(lab['contended_task_id'], lab['contending_task_id']) for lab, _ in samples}
     assert pairs == {(a, b), (b, a)}
     for labels, value in samples:
         assert value == 1
         assert labels['resource'] == 'memory bandwidth'
         assert labels['type'] == 'contention'
         assert 'host' in labels
-    uuids = {l['uuid'] for l, _ in samples}
+    uuids = {lab['uuid'] for lab, _ in samples}
     assert len(uuids) == 1, 'the same task set must give the same uuid: %s' % uuids
     anomaly_uuid = uuids.pop()
     assert str(uuid.UUID(anomaly_uuid)) == anomaly_uuid
-    context = [(l, v) for name, l, v in anomalies if name == 'contract_threshold']
+    context = [(lab, v) for name, lab, v in anomalies if name == 'contract_threshold']
     assert len(context) == 4
     for labels, value in context:
         assert value == 7
         assert labels['uuid'] == anomaly_uuid and labels['type'] == 'anomaly'
         assert labels['task'] in (a, b)
-    counts = [v for name, l, v in anomalies if name == 'anomaly_count']
+    counts = [v for name, lab, v in anomalies if name == 'anomaly_count']
     assert counts == [2, 2]
-    assert [v for name, l, v in anomalies if name == 'contract_detector_tasks'] == [2, 2]
+    assert [v for name, lab, v in anomalies if name == 'contract_detector_tasks'] == [2, 2]
     assert not [s for s in stored['metrics'] if s[0] == 'anomaly']
-    measured = {l.get('task_id') for name, l, v in stored['metrics'] if name == 'task_up'}
+    measured = {lab.get('task_id') for name, lab, v in stored['metrics'] if name == 'task_up'}
     assert measured == {a, b}
 
 
@@ -409,16 +409,16 @@ def test_contract_allocator_valid_allocations_are_stored_invalid_ones_counted(tm
     by_name = {}
     for name, labels, value in allocations:
         by_name.setdefault(name, []).append((labels, value))
-    assert [(l['task_id'], v) for l, v in by_name['allocation_cpu_quota']] == [(a, 0.5)]
-    assert [(l['task_id'], v) for l, v in by_name['allocation_cpu_shares']] == [(a, 2)]
-    assert [(l['task_id'], v) for l, v in
+    assert [(lab['task_id'], v) for lab, v in by_name['allocation_cpu_quota']] == [(a, 0.5)]
+    assert [(lab['task_id'], v) for lab, v in by_name['allocation_cpu_shares']] == [(a, 2)]
+    assert [(lab['task_id'], v) for lab, v in
             by_name['allocation_cpuset_cpus_number_of_cpus']] == [(a, 1)]
     ways = by_name['allocation_rdt_l3_cache_ways']
-    assert [(l['task_id'], l['group_name'], l['domain_id'], v) for l, v in ways] == [
+    assert [(lab['task_id'], lab['group_name'], lab['domain_id'], v) for lab, v in ways] == [
         (a, 'be', '0', 4)]
     assert by_name['allocations_count'][0][1] == 4
     assert by_name['allocations_errors'][0][1] == 4
-    assert all(l.get('task_id') != b for name, samples in by_name.items() for l, _ in samples
+    assert all(lab.get('task_id') != b for name, samples in by_name.items() for lab, _ in samples
                if name.startswith('allocation_'))
     rejected = [line for line in stderr.splitlines() if 'allocation rejected' in line]
     assert len(rejected) == 4, stderr
@@ -426,4 +426,4 @@ def test_contract_allocator_valid_allocations_are_stored_invalid_ones_counted(tm
     for text in ("task %r: cpu_quota" % b, "unknown allocation type 'no_such_allocation'",
                  "task %r: cpuset_cpus" % b, "'no-such-task': not a task of this iteration"):
         assert any(text in line for line in rejected), (text, rejected)
-    assert [v for name, l, v in stored['anomalies'] if name == 'contract_allocator_calls'] == [1]
+    assert [v for name, lab, v in stored['anomalies'] if name == 'contract_allocator_calls'] == [1]

@@ -76,7 +76,8 @@ def register_from_spec(spec: str) -> type:
             spec, module_name, type(e).__name__, _exception_text(e)))
     cls = getattr(module, class_name, None)
     if not inspect.isclass(cls):
-        raise ConfigError('--register %s: module %r has no class %r' % (spec, module_name, class_name))
+        raise ConfigError('--register %s: module %r has no class %r' % (
+            spec, module_name, class_name))
     return register(cls)
 
 
@@ -111,7 +112,8 @@ def Numeric(min_value=None, max_value=None):
 
 def Path(absolute=False, must_exist=False):
     """A file system path annotation: optionally absolute, optionally existing."""
-    desc = ('absolute ' if absolute else '') + 'path' + (' to an existing file' if must_exist else '')
+    desc = ('absolute ' if absolute else '') + 'path' + (
+        ' to an existing file' if must_exist else '')
 
     def check(cls, value):
         if not isinstance(value, str) or not value:
@@ -446,7 +448,8 @@ def _from_env(value):
 
 
 def check_file_permissions(filename):
-    """Refuses a config others could have written: group/world-writable, or owned by another user."""
+    """Refuses a config others could have written: group/world-writable, in such a directory,
+    or owned by another user."""
     try:
         st = os.stat(filename)
     except OSError as e:
@@ -458,8 +461,30 @@ def check_file_permissions(filename):
                           'the agent run their code; fix with: chmod go-w %s' % (
                               stat.S_IMODE(st.st_mode), filename), filename)
     if st.st_uid not in (0, os.geteuid()):
-        raise ConfigError('config is owned by uid %d, neither root nor this user (uid %d); fix with:'
-                          ' chown root %s' % (st.st_uid, os.geteuid(), filename), filename)
+        raise ConfigError('config is owned by uid %d, neither root nor this user (uid %d); fix '
+                          'with: chown root %s' % (st.st_uid, os.geteuid(), filename), filename)
+    # Whoever can write to a directory on the way (to a symlink, or to the file it points at)
+    # can replace the file, unless the directory is sticky like /tmp.
+    for path in {os.path.abspath(filename), os.path.realpath(filename)}:
+        directory = os.path.dirname(path)
+        while True:
+            try:
+                dst = os.stat(directory)
+            except OSError:
+                break
+            if dst.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not dst.st_mode & stat.S_ISVTX:
+                raise ConfigError(
+                    'config directory %s is writable by group or others (mode %04o): others '
+                    'could replace the config; fix with: chmod go-w %s' % (
+                        directory, stat.S_IMODE(dst.st_mode), directory), filename)
+            if dst.st_uid not in (0, os.geteuid()):
+                raise ConfigError(
+                    'config directory %s is owned by uid %d, neither root nor this user (uid %d):'
+                    ' its owner could replace the config; fix with: chown root %s' % (
+                        directory, dst.st_uid, os.geteuid(), directory), filename)
+            if directory == os.path.dirname(directory):
+                break
+            directory = os.path.dirname(directory)
 
 
 def load_config(filename: str, check_permissions: bool = True) -> Dict[str, Any]:
@@ -527,7 +552,7 @@ def _loggers(builder, node) -> Dict[str, str]:
     for module, level in loggers.items():
         if str(level).upper() not in _LEVELS:
             raise builder.error('unknown log level %r; expected one of: %s' % (
-                level, ', '.join(l.lower() for l in _LEVELS)), node, 'loggers.' + module)
+                level, ', '.join(name.lower() for name in _LEVELS)), node, 'loggers.' + module)
     return loggers
 
 

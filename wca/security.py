@@ -93,7 +93,8 @@ def missing_privileges(needed: List[Privilege], proc: str = '/proc') -> List[Pri
 
 
 def describe_missing(missing: List[Privilege]) -> str:
-    lines = ['missing privilege%s (or run as root with --root):' % ('s' if len(missing) > 1 else '')]
+    lines = ['missing privilege%s (or run as root with --root):' % (
+        's' if len(missing) > 1 else '')]
     for privilege in missing:
         lines.append('  %s, %s: %s' % (privilege.name, privilege.why, privilege.grant))
     return '\n'.join(lines)

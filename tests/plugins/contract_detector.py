@@ -7,8 +7,6 @@ contending=[a]) (the same task set, so the same uuid), each with one context met
 It checks that the platform and tasks data have the fields the contract promises and raises
 if not (the runner then logs and counts the failure, and no anomaly is stored).
 """
-from typing import List
-
 from wca.config import Numeric, register
 from wca.detectors import (AnomalyDetector, ContendedResource, ContentionAnomaly, TaskData,
                            TasksData)
@@ -60,7 +58,7 @@ class ContractDetector(AnomalyDetector):
     def detect(self, platform: Platform, tasks_data: TasksData):
         check_contract(platform, tasks_data)
         ids = sorted(tasks_data)
-        anomalies = []  # type: List[ContentionAnomaly]
+        anomalies = []
         if len(ids) >= 2:
             a, b = ids[:2]
             for contended, contending in ((a, b), (b, a)):

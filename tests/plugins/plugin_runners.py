@@ -2,6 +2,7 @@
 import logging
 import os
 import time
+from typing import List
 
 from wca.runners import Runner
 
@@ -36,3 +37,18 @@ class LoggingRunner(Runner):
             logger.info('probe info from %s', logger.name)
             logger.warning('probe warning from %s', logger.name)
         return self.status
+
+
+class PrivilegedRunner(Runner):
+    """Declares the privileges named in `needs` (names of wca.security constants, such as
+    DAC_OVERRIDE or PERF_EVENT_PARANOID) and prints 'ran'."""
+
+    def __init__(self, needs: List[str]):
+        from wca import security
+        self.needs = [getattr(security, name) for name in needs]
+
+    def required_privileges(self):
+        return self.needs
+
+    def run(self):
+        print('ran')
