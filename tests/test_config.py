@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import textwrap
+import time
 
 import pytest
 
@@ -246,6 +247,8 @@ def test_duplicate_keys(tmp_path, text, lineno, key):
     ('interval: -1', 4, 'runner.interval', 'expected a number in [0, 3600], got -1'),
     ('interval: 3601', 4, 'runner.interval', 'expected a number in [0, 3600], got 3601'),
     ('interval: true', 4, 'runner.interval', 'expected a number in [0, 3600], got True'),
+    ('interval: .nan', 4, 'runner.interval', 'expected a number in [0, 3600], got nan'),
+    ('interval: .inf', 4, 'runner.interval', 'expected a number in [0, 3600], got inf'),
     ('iterations: 0', 4, 'runner.iterations', 'expected a number >= 1 or null, got 0'),
     ('enable_derived_metrics: maybe', 4, 'runner.enable_derived_metrics',
      "expected true or false, got 'maybe'"),
@@ -296,6 +299,18 @@ def test_wrong_values_of_plugin_arguments(tmp_path, body, lineno, key, expected)
     path, line = config_error(tmp_path, typed(body), *TYPED)
     assert_located(line, path, lineno, 'runner.metrics_storage.' + key,
                    *([expected] if isinstance(expected, str) else expected))
+
+
+def test_aliases_that_expand_into_each_other_are_stopped(tmp_path):
+    levels = ['a: &a [x, x, x, x, x, x, x, x, x]'] + [
+        '%s: &%s [%s]' % (name, name, ', '.join(['*' + previous] * 9))
+        for previous, name in zip('abcdefgh', 'bcdefghi')]
+    body = 'anything:\n' + ''.join('  %s\n' % level for level in levels)
+    started = time.monotonic()
+    path, line = config_error(tmp_path, typed(body), *TYPED)  # 9**9 values if expanded
+    assert time.monotonic() - started < 20
+    assert line.startswith('wca: error: %s:7: runner.metrics_storage.anything.' % path), line
+    assert 'the config has more than 100000 values: do YAML aliases expand' in line
 
 
 def test_secret_looking_values_are_not_printed(tmp_path):

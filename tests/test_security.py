@@ -8,6 +8,7 @@ also gets CAP_DAC_READ_SEARCH, which lets it read files and nothing more: it is 
 the privileges the agent checks (CAP_DAC_OVERRIDE, CAP_SETUID, SECBIT_NO_SETUID_FIXUP,
 kernel.perf_event_paranoid), so the checks see what an unprivileged user's would.
 """
+import functools
 import os
 import re
 import shutil
@@ -43,6 +44,7 @@ def _setpriv():
                                    'util-linux (CentOS)')
 
 
+@functools.lru_cache(maxsize=None)
 def _needs_read_search():
     """Whether uid 65534 cannot start this interpreter with wca importable on its own."""
     result = subprocess.run(

@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional
 import yaml
 
 _REGISTRY = {}  # type: Dict[str, type]
+MAX_VALUES = 100000  # values (scalars, lists, mappings, components) one config may build
 
 TOP_LEVEL_KEYS = ('runner', 'loggers')
 _SECRET_KEY = re.compile(r'pass|secret|token|credential|auth', re.IGNORECASE)
@@ -100,8 +101,8 @@ def Numeric(min_value=None, max_value=None):
                        else ' <= %s' % max_value if max_value is not None else '')
 
     def check(cls, value):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return 'expected a %s' % desc
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            return 'expected a %s' % desc  # value != value: NaN
         if (min_value is not None and value < min_value) or (
                 max_value is not None and value > max_value):
             return 'expected a %s' % desc  # the caller adds the value, unless it is a secret
@@ -228,12 +229,17 @@ class _Builder:
         self.loader = loader
         self.filename = filename
         self.components = {}  # id(node) -> object: a YAML alias shares one instance
+        self.budget = MAX_VALUES  # aliases of aliases must not expand without end
 
     def error(self, message, node, path):
         return ConfigError(message, self.filename, node.start_mark.line + 1 if node else None,
                            path or None)
 
     def build(self, node, path, expected=Any):
+        self.budget -= 1
+        if self.budget < 0:
+            raise self.error('the config has more than %d values: do YAML aliases expand into '
+                             'each other?' % MAX_VALUES, node, path)
         tag = node.tag
         if tag.startswith('!') and not tag.startswith('!!'):
             name = tag[1:]

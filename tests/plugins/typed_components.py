@@ -17,7 +17,7 @@ class TypedStorage(Storage):
                  tags: Optional[List[str]] = None, weights: Optional[Dict[str, int]] = None,
                  limit: Optional[int] = None, either: Union[int, List[str]] = 0,
                  percent: Numeric(0, 100) = 50, dump: Optional[Path(absolute=True)] = None,
-                 password: Optional[int] = None, node: Optional[Node] = None):
+                 password: Optional[int] = None, node: Optional[Node] = None, anything=None):
         self.args = dict(name=name, count=count, ratio=ratio, enabled=enabled,
                          resource=resource.value, resource_type=type(resource).__name__,
                          tags=tags, weights=weights, limit=limit, either=either,
