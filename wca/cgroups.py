@@ -145,21 +145,26 @@ def _single(name, scale=None):
     return parse
 
 
+def _words(data):
+    """A short `key value` per line file (cpu.stat) as {key: value}, both bytes."""
+    words = data.split()
+    return dict(zip(words[::2], words[1::2]))
+
+
 def _v1_cpu_stat(data, m):
-    stat_value = fsutil.stat_value
-    m[MetricName.TASK_CPU_PERIODS] = stat_value(data, b'nr_periods')
-    m[MetricName.TASK_CPU_THROTTLED_PERIODS] = stat_value(data, b'nr_throttled')
-    m[MetricName.TASK_CPU_THROTTLED_SECONDS] = stat_value(data, b'throttled_time') / 1e9
+    stat = _words(data)
+    m[MetricName.TASK_CPU_PERIODS] = int(stat[b'nr_periods'])
+    m[MetricName.TASK_CPU_THROTTLED_PERIODS] = int(stat[b'nr_throttled'])
+    m[MetricName.TASK_CPU_THROTTLED_SECONDS] = int(stat[b'throttled_time']) / 1e9
 
 
 def _v2_cpu_stat(data, m):
-    stat_value = fsutil.stat_value
-    m[MetricName.TASK_CPU_USAGE_SECONDS] = stat_value(data, b'usage_usec') / 1e6
-    periods = stat_value(data, b'nr_periods')
-    if periods is not None:  # only with the cpu controller enabled for this cgroup
-        m[MetricName.TASK_CPU_PERIODS] = periods
-        m[MetricName.TASK_CPU_THROTTLED_PERIODS] = stat_value(data, b'nr_throttled')
-        m[MetricName.TASK_CPU_THROTTLED_SECONDS] = stat_value(data, b'throttled_usec') / 1e6
+    stat = _words(data)
+    m[MetricName.TASK_CPU_USAGE_SECONDS] = int(stat[b'usage_usec']) / 1e6
+    if b'nr_periods' in stat:  # only with the cpu controller enabled for this cgroup
+        m[MetricName.TASK_CPU_PERIODS] = int(stat[b'nr_periods'])
+        m[MetricName.TASK_CPU_THROTTLED_PERIODS] = int(stat[b'nr_throttled'])
+        m[MetricName.TASK_CPU_THROTTLED_SECONDS] = int(stat[b'throttled_usec']) / 1e6
 
 
 def _v1_memory_stat(data, m):
@@ -174,18 +179,31 @@ def _v2_memory_stat(data, m):
 
 def _node_values(fields):
     """[b'N0=12', b'N1=3'] -> {0: 12, 1: 3}"""
-    return {int(f[1:f.index(b'=')]): int(f[f.index(b'=') + 1:]) for f in fields if f[:1] == b'N'}
+    values = {}
+    for f in fields:
+        if f[:1] == b'N':
+            node, _, value = f[1:].partition(b'=')
+            values[int(node)] = int(value)
+    return values
+
+
+def _rest_of_line(data, needle):
+    """What follows `needle` up to the end of its line, or None when it is not there."""
+    start = data.find(needle)
+    if start < 0:
+        return None
+    start += len(needle)
+    end = data.find(b'\n', start)
+    return data[start:end] if end >= 0 else data[start:]
 
 
 def _v1_numa_stat(data, m):
     """hierarchical_total=... N0=... in pages (total=... when the kernel lacks hierarchical_)."""
-    for prefix in (b'hierarchical_total=', b'total='):
-        start = 0 if data.startswith(prefix) else data.find(b'\n' + prefix) + 1
-        if start > 0 or data.startswith(prefix):
-            end = data.find(b'\n', start)
-            m[MetricName.TASK_MEM_NUMA_PAGES] = _node_values(
-                (data[start:end] if end >= 0 else data[start:]).split()[1:])
-            return
+    line = _rest_of_line(data, b'\nhierarchical_total=')
+    if line is None:
+        line = _rest_of_line(b'\n' + data, b'\ntotal=')  # total= is the first line
+    if line is not None:
+        m[MetricName.TASK_MEM_NUMA_PAGES] = _node_values(line.split()[1:])
 
 
 def _v2_numa_stat(data, m):
@@ -285,7 +303,7 @@ class TaskCgroup:
                 continue
             try:
                 parser(data, measurements)
-            except (ValueError, TypeError, IndexError) as e:
+            except (ValueError, TypeError, LookupError) as e:
                 self._failure(path, 'cannot parse: %s' % e)
         return measurements
 

@@ -31,10 +31,24 @@ def _escape_value(value: str) -> str:
     return value
 
 
+_LABEL_NAMES = {}  # type: Dict[str, str]  label name -> sanitized; a handful in practice
+
+
+def _label_name(key) -> str:
+    clean = _LABEL_NAMES.get(key) if type(key) is str else None
+    if clean is None:
+        clean = sanitize_label_name(str(key))
+        if type(key) is str:
+            if len(_LABEL_NAMES) >= 4096:  # bounded, whatever plugins put in labels
+                _LABEL_NAMES.clear()
+            _LABEL_NAMES[key] = clean
+    return clean
+
+
 def render_labels(labels: Dict[str, str]) -> str:
     if not labels:
         return ''
-    pairs = sorted((sanitize_label_name(str(k)), v) for k, v in labels.items())
+    pairs = sorted((_label_name(k), v) for k, v in labels.items())
     return '{' + ','.join('%s="%s"' % (k, _escape_value(str(v))) for k, v in pairs) + '}'
 
 
@@ -58,40 +72,46 @@ def encode(metrics: List[Metric], timestamp_ms: Optional[int] = None) -> Tuple[s
     Families are sorted by name; within a family samples keep their order. The first metric of
     a family gives its TYPE and HELP; a second sample with the same labels is dropped.
     """
-    families = {}  # type: Dict[str, list]
-    label_text = {}  # id(labels dict) -> rendered text
+    families = {}  # name -> (first metric, sanitized name, {label text: sample line})
+    by_id = {}  # id(labels dict) -> text; the dicts live as long as `metrics` does
     suffix = (' %d\n' % timestamp_ms) if timestamp_ms is not None else '\n'
     dropped = 0
+    isfinite = math.isfinite
     for metric in metrics:
         name = metric.name
         family = families.get(name)
         if family is None:
-            family = families[name] = [metric, [], set()]
+            family = families[name] = (metric, sanitize_name(str(name)), {})
         labels = metric.labels
-        text = label_text.get(id(labels))
+        text = by_id.get(id(labels))
         if text is None:
-            text = label_text[id(labels)] = render_labels(labels)
-        if text in family[2]:
+            text = by_id[id(labels)] = render_labels(labels)
+        samples = family[2]
+        if text in samples:
             dropped += 1
             continue
-        try:
-            value = format_value(metric.value)
-        except ValueError:
-            dropped += 1
-            continue
-        family[2].add(text)
-        family[1].append(text + ' ' + value + suffix)
+        value = metric.value
+        if type(value) is float and isfinite(value):
+            value = repr(value)
+        elif type(value) is int:
+            value = str(value)
+        else:
+            try:
+                value = format_value(value)
+            except ValueError:
+                dropped += 1
+                continue
+        samples[text] = f'{family[1]}{text} {value}{suffix}'
     out = []
     for name in sorted(families):
-        first, samples, _ = families[name]
+        first, clean, samples = families[name]
         if not samples:
             continue
-        clean = sanitize_name(str(name))
         if first.help:
             out.append('# HELP %s %s\n' % (
                 clean, first.help.replace('\\', '\\\\').replace('\n', '\\n')))
         if first.type:
             out.append('# TYPE %s %s\n' % (clean, getattr(first.type, 'value', first.type)))
-        out.append(''.join(clean + sample for sample in samples))
+        out.extend(samples.values())
         out.append('\n')
     return ''.join(out), dropped

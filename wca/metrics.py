@@ -223,14 +223,25 @@ def export_metrics_from_measurements(measurements: Measurements,
     metrics = []
     append = metrics.append
     for name, value in measurements.items():
-        meta = METRICS_METADATA.get(name)
-        mtype, mhelp = (meta.type, meta.help) if meta else (None, None)
+        info = _EXPORT_INFO.get(name) or _export_info(name)
         if isinstance(value, dict):
-            levels = meta.levels if meta else ()
-            _flatten(metrics, str(name), value, labels, levels, 0, mtype, mhelp)
+            _flatten(metrics, info[0], value, labels, info[3], 0, info[1], info[2])
         else:
-            append(Metric(str(name), value, labels, mtype, mhelp))
+            append(Metric(info[0], value, labels, info[1], info[2]))
     return metrics
+
+
+def _export_info(name):
+    """(name as a plain str, type, help, levels): what a metric of that name is exported with."""
+    meta = METRICS_METADATA.get(name)
+    if meta is None:
+        return str(name), None, None, ()
+    return str(name), meta.type, meta.help, meta.levels
+
+
+# The same for the names in the metadata table, worked out once (str() of a MetricName is a
+# Python-level call, and this runs for every metric of every task).
+_EXPORT_INFO = {name: _export_info(name) for name in METRICS_METADATA}
 
 
 def _flatten(out, name, value, labels, levels, depth, mtype, mhelp):
