@@ -62,7 +62,7 @@ def test_log_storage_appends_to_file(tmp_path):
     storage.store([gauge('a', 1)])
     storage.store([gauge('a', 2)])
     with open(path) as f:
-        samples = [l for l in f.read().splitlines() if l.startswith('a ')]
+        samples = [line for line in f.read().splitlines() if line.startswith('a ')]
     assert [s.split()[1] for s in samples] == ['1', '2']
 
 

@@ -7,7 +7,7 @@ reads each of them once per iteration.
 import errno
 import logging
 import os
-from typing import Callable, Dict, FrozenSet, List, Optional, Set, Tuple
+from typing import Callable, Dict, FrozenSet, List, Optional, Set, Tuple  # noqa: F401 (type comments)
 
 from dataclasses import dataclass, field
 

@@ -114,9 +114,9 @@ def test_valid_allocations_are_stored_invalid_ones_counted(cgroups, caplog):
     def allocations(tasks_data):
         return {
             a_id: {AllocationType.QUOTA: 0.5, 'cpu_shares': 2, AllocationType.CPUSET_CPUS: '0',
-                  AllocationType.RDT: RDTAllocation(name='be', l3='L3:0=00ff', mb='MB:0=30')},
+                   AllocationType.RDT: RDTAllocation(name='be', l3='L3:0=00ff', mb='MB:0=30')},
             b_id: {AllocationType.QUOTA: -1, AllocationType.CPUSET_CPUS: '0-4095',
-                  AllocationType.RDT: RDTAllocation(l3='L3:0=f0f'), 'nonsense': 1},
+                   AllocationType.RDT: RDTAllocation(l3='L3:0=f0f'), 'nonsense': 1},
             'not-a-task': {AllocationType.QUOTA: 0.1},
         }
     runner, metrics, anomalies, stored = allocation_runner([a, b], FixedAllocator(allocations))

@@ -3,8 +3,6 @@ import os
 import subprocess
 import threading
 
-import pytest
-
 from conftest import promtool_check, stop_process, wca_command, write_config
 from wca.nodes import Node, Task
 from wca.runners.measurement import MeasurementRunner
@@ -187,7 +185,8 @@ runner: !MeasurementRunner
     assert 'Traceback' not in stderr
     with open(output, 'rb') as f:
         text = f.read()
-    iterations = [l for l in text.splitlines() if l.startswith(b'wca_iterations_total{')]
+    iterations = [line for line in text.splitlines()
+                  if line.startswith(b'wca_iterations_total{')]
     assert int(iterations[0].split()[1]) > 10
     assert ('task_up{host="%s",task_id="%s"' % (os.uname()[1], stable.strip('/'))).encode() in text
     promtool_check(text)
