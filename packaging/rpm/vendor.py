@@ -89,7 +89,8 @@ def pins_for(lock, python_version):
         name, version = requirement.split('==', 1)
         name = normalize(name.strip())
         if name in pins:
-            raise SystemExit('requirements.lock pins %s twice for Python %s' % (name, python_version))
+            raise SystemExit('requirements.lock pins %s twice for Python %s'
+                             % (name, python_version))
         pins[name] = (version.strip(), hashes)
     return pins
 

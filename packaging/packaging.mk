@@ -1,0 +1,37 @@
+# packaging/packaging.mk: the RPM, the testbed image, and their tests. Included by the
+# top-level Makefile.
+#
+#   make rpm              EL7 RPM with the rh-python36 collection: dist/rpm/el7/
+#                         (RPM_ARGS="--define 'scl rh-python38'" for another collection)
+#   make rpm-python3      RPM for the system python3 (--without scl): dist/rpm/python3/
+#   make rpm-image        the Debian 12 + systemd testbed image, built once per machine
+#   make test-packaging   reproducibility, rpmlint, systemd-analyze, and the RPM installed and
+#                         run under systemd in the testbed (needs root for the container part)
+# Missing tools (rpm, rpmlint, debootstrap, docker.io, ...) are installed with apt-get when
+# running as root; otherwise the command that installs them is printed.
+
+RPM_DIR ?= dist/rpm
+RPM_ARGS ?=
+TESTBED := packaging/testbed/testbed
+
+.PHONY: rpm rpm-python3 rpm-deps rpm-image test-packaging test-packaging-deps
+
+rpm-deps:
+	packaging/tools/install-deps build
+
+rpm: rpm-deps
+	packaging/rpm/build-rpm $(RPM_DIR)/el7 $(RPM_ARGS)
+
+rpm-python3: rpm-deps
+	packaging/rpm/build-rpm $(RPM_DIR)/python3 --without scl $(RPM_ARGS)
+
+rpm-image:
+	packaging/tools/install-deps test
+	$(TESTBED) image
+
+test-packaging-deps:
+	packaging/tools/install-deps test
+
+test-packaging: venv test-tools test-packaging-deps
+	PYTHONPATH=tests/packaging $(VENV)/bin/python -m pytest -p no:cacheprovider -p pkg_fixtures \
+		$(sort $(wildcard tests/packaging/check_*.py)) $(PYTEST_ARGS)

@@ -1,0 +1,249 @@
+"""The system-python3 RPM installed with rpm into a Debian 12 root file system that runs systemd
+as PID 1, and operated the way an operator would: install, start, inspect, restart, upgrade,
+erase. The steps run in order on one container (each test is one step)."""
+import json
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+from pkg_fixtures import REPO, require_tool
+
+RPM = '/tmp/wca.rpm'
+UNIT = '/usr/lib/systemd/system/wca.service'
+CAPABILITIES = {'CAP_DAC_OVERRIDE': 1, 'CAP_SETUID': 7}
+SECUREBITS = {'noroot': 0x1, 'noroot-locked': 0x2, 'no-setuid-fixup': 0x4,
+              'no-setuid-fixup-locked': 0x8, 'keep-caps': 0x10, 'keep-caps-locked': 0x20}
+
+
+@pytest.fixture(scope='module')
+def box(container, rpms):
+    container.copy_in(rpms['python3']['binary'], RPM)
+    return container
+
+
+def unit_setting(box, key):
+    values = re.findall(r'^%s=(.*)$' % key, box.read(UNIT), re.M)
+    assert len(values) == 1, (key, values)
+    return values[0].split()
+
+
+def capability_mask(names):
+    return sum(1 << CAPABILITIES[name] for name in names)
+
+
+def main_pid(box):
+    pid = int(box.sh('systemctl show -P MainPID wca').stdout)
+    assert pid > 0
+    return pid
+
+
+def proc_status(box, pid):
+    fields = {}
+    for line in box.read('/proc/%d/status' % pid).splitlines():
+        key, _, value = line.partition(':')
+        fields[key] = value.split()
+    return fields
+
+
+def wait_for(predicate, what, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, 'timed out waiting for ' + what
+        time.sleep(0.25)
+
+
+def wca_ids(box):
+    return [int(x) for x in box.sh('id -u wca; id -g wca').stdout.split()]
+
+
+def last_seen(box):
+    text = box.sh('cat /var/lib/wca/metrics.prom 2>/dev/null', check=False).stdout
+    m = re.search(r'^platform_last_seen\{[^}]*\} (\S+)$', text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def test_install_creates_the_wca_user(box):
+    assert box.sh('getent passwd wca', check=False).returncode != 0  # not there before
+    box.sh('rpm -i --nodeps %s' % RPM)
+    name, _, uid, gid, gecos, home, shell = box.sh('getent passwd wca').stdout.strip().split(':')
+    assert int(uid) < 1000, 'not a system user: %s' % uid
+    assert (home, shell) == ('/var/lib/wca', '/sbin/nologin')
+    assert box.sh('getent group wca').stdout.split(':')[2] == gid
+    assert box.sh('stat -c %U:%G:%a /var/lib/wca').stdout.strip() == 'wca:wca:755'
+    assert box.sh('rpm -q wca').stdout.startswith('wca-')
+
+
+def test_version_from_a_plain_shell(box):
+    version = box.sh("rpm -q --qf '%{VERSION}' wca").stdout
+    # no scl enable, no PATH, no PYTHON* variables
+    assert box.sh('env -i /usr/bin/wca --version').stdout.strip() == 'wca ' + version
+
+
+def test_default_config_is_valid(box):
+    out = box.sh('runuser -u wca -- /usr/bin/wca --check-config -c /etc/wca/wca_config.yml')
+    assert 'config is valid' in out.stdout
+
+
+def test_unit_verifies_clean_and_scores_well(box):
+    result = box.sh('systemd-analyze verify %s' % UNIT, check=False)
+    assert result.returncode == 0 and result.stdout.strip() == '', result.stdout
+    security = box.sh('systemd-analyze security wca.service').stdout
+    score = float(re.search(r'Overall exposure level for wca\.service: (\d+\.\d+)',
+                            security).group(1))
+    assert score <= 2.5, security
+
+
+def test_installation_enables_the_service(box):
+    # %post applies the preset policy; Debian's enables services.
+    assert box.sh('systemctl is-enabled wca').stdout.strip() == 'enabled'
+
+
+def test_starts_as_wca_with_exactly_the_privileges_of_the_unit(box):
+    box.sh('systemctl start wca')  # Type=notify: returns once the agent said READY=1
+    assert box.sh('systemctl is-active wca').stdout.strip() == 'active'
+    pid = main_pid(box)
+    status = proc_status(box, pid)
+    uid, gid = wca_ids(box)
+    assert [int(x) for x in status['Uid']] == [uid] * 4
+    assert [int(x) for x in status['Gid']] == [gid] * 4
+    ambient = capability_mask(unit_setting(box, 'AmbientCapabilities'))
+    bounding = capability_mask(unit_setting(box, 'CapabilityBoundingSet'))
+    assert ambient == bounding == capability_mask(['CAP_DAC_OVERRIDE', 'CAP_SETUID'])
+    for field, expected in [('CapAmb', ambient), ('CapBnd', bounding), ('CapPrm', ambient),
+                            ('CapEff', ambient), ('CapInh', ambient)]:
+        assert int(status[field][0], 16) == expected, (field, status[field])
+    assert status['NoNewPrivs'] == ['1']
+    assert status['Seccomp'] == ['2']  # the unit's system call filter
+    cmdline = box.read('/proc/%d/cmdline' % pid).split('\0')
+    assert cmdline[:6] == ['/usr/bin/python3', '-s', '-E', '-B', '/usr/lib64/wca', '--config']
+
+
+def test_securebits_of_the_running_agent(box):
+    """Read from the agent process itself: gdb calls prctl(PR_GET_SECUREBITS) in it."""
+    expected = sum(SECUREBITS[name] for name in unit_setting(box, 'SecureBits'))
+    assert expected == SECUREBITS['no-setuid-fixup']
+    pid = main_pid(box)
+    out = box.sh('gdb -p %d -batch -nx -ex "print (int) prctl(27, 0, 0, 0, 0)"' % pid).stdout
+    assert re.search(r'^\$1 = %d$' % expected, out, re.M), out
+    assert main_pid(box) == pid and box.sh('systemctl is-active wca').stdout.strip() == 'active'
+
+
+def test_agent_writes_metrics_for_the_cgroups(box, build_dir):
+    first = wait_for(lambda: last_seen(box), 'the first metrics')
+    wait_for(lambda: (last_seen(box) or 0) > first, 'a later iteration')
+    assert box.sh('stat -c %U /var/lib/wca/metrics.prom').stdout.strip() == 'wca'
+    text = box.read('/var/lib/wca/metrics.prom')
+    # It measured the cgroups it found, its own service's among them.
+    assert re.search(r'^task_cpu_usage_seconds\{.*task_id="system\.slice/wca\.service"', text,
+                     re.M), text[:2000]
+    promtool = os.path.join(REPO, '.tools', 'bin', 'promtool')
+    if not os.path.exists(promtool):
+        promtool = require_tool('promtool', 'make test-tools')
+    result = subprocess.run([promtool, 'check', 'metrics'], input=text.encode(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert result.returncode in (0, 3), result.stdout  # 3: naming lint only, parsed fine
+
+
+def test_watchdog_is_fed(box):
+    assert box.sh('systemctl show -P WatchdogUSec wca').stdout.strip() == '1min'
+    before = int(box.sh('systemctl show -P WatchdogTimestampMonotonic wca').stdout)
+    wait_for(lambda: int(box.sh('systemctl show -P WatchdogTimestampMonotonic wca').stdout) >
+             before, 'a WATCHDOG=1', timeout=10)
+
+
+def test_sandbox_allows_what_the_agent_needs_and_no_more(box):
+    """The installed unit with only its command swapped for a probe (same user, capabilities,
+    securebits, file system, address families, system call filter)."""
+    probe = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'sandbox_probe.py')
+    box.copy_in(probe, '/usr/local/lib/wca-sandbox-probe.py')
+    # Writable cgroup hierarchies, as root sees them outside the sandbox.
+    mounts = box.sh("findmnt -rn -t cgroup,cgroup2 -O rw -o TARGET").stdout.split()
+    assert mounts
+    box.sh('cp %s /etc/systemd/system/wca-probe.service && '
+           'mkdir -p /etc/systemd/system/wca-probe.service.d && touch /tmp/wca-probe-marker' % UNIT)
+    box.sh("cat > /etc/systemd/system/wca-probe.service.d/probe.conf <<'EOF'\n"
+           '[Service]\nType=oneshot\nRestart=no\nWatchdogSec=0\nExecStart=\n'
+           'ExecStart=/usr/bin/python3 /usr/local/lib/wca-sandbox-probe.py '
+           '/var/lib/wca/probe.json 9092 %s\nEOF' % ' '.join(mounts))
+    # A stand-in for Kafka on loopback: greets and closes.
+    box.bed.docker('exec', '-d', box.name, 'python3', '-c',
+                   'import socket; s = socket.socket(); '
+                   's.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); '
+                   's.bind(("127.0.0.1", 9092)); s.listen(1); c, _ = s.accept(); '
+                   'c.sendall(b"kafka\\n"); c.close()')
+    wait_for(lambda: ':9092' in box.sh('ss -ltn').stdout, 'the TCP listener')
+    try:
+        box.sh('systemctl daemon-reload && systemctl start wca-probe')
+        results = json.loads(box.read('/var/lib/wca/probe.json'))
+    finally:
+        box.sh('rm -rf /etc/systemd/system/wca-probe.service* /var/lib/wca/probe.json '
+               '/tmp/wca-probe-marker && systemctl daemon-reload', check=False)
+    uid, gid = wca_ids(box)
+    caps = '%016x' % capability_mask(['CAP_DAC_OVERRIDE', 'CAP_SETUID'])
+    assert (results['uid'], results['euid'], results['gid']) == (uid, uid, gid)
+    assert results['CapEff'] == results['CapAmb'] == caps
+    assert results['securebits'] == SECUREBITS['no-setuid-fixup']
+    # Allowed: what the agent does.
+    assert results['read_proc'] == 'ok'
+    for mount in mounts:
+        assert results['write_cgroup ' + mount] == 'ok', results
+    assert results['perf_event_open'] == 'ok'
+    assert results['tcp'] == 'ok'
+    assert results['write_state_dir'] == 'ok'
+    # effective uid 0 and back keeps the capabilities (SecureBits=no-setuid-fixup)
+    assert results['euid_round_trip'] == 'CapEff=' + caps
+    # Refused: the rest of the system.
+    assert results['write_etc'].startswith('EROFS'), results
+    assert results['write_usr'].startswith('EROFS'), results
+    assert results['netlink'].startswith('EAFNOSUPPORT'), results
+    assert results['sched_setaffinity'].startswith('EPERM'), results
+    assert box.sh('ls -A /root').stdout.split()  # root's home has files...
+    assert results['list_root_home'] == []  # ...which the service cannot see
+    assert results['see_host_tmp'] == 'ok'  # a private /tmp
+
+
+def test_stops_cleanly_and_restarts(box):
+    old = main_pid(box)
+    box.sh('systemctl stop wca')
+    # SIGTERM: the agent says STOPPING=1 and exits 0
+    shown = box.sh('systemctl show -p Result -p ExecMainCode -p ExecMainStatus wca').stdout
+    assert sorted(shown.split()) == ['ExecMainCode=1', 'ExecMainStatus=0', 'Result=success']
+    box.sh('systemctl start wca')
+    started = main_pid(box)
+    assert started != old
+    before = wait_for(lambda: last_seen(box), 'metrics')
+    box.sh('systemctl restart wca')
+    assert box.sh('systemctl is-active wca').stdout.strip() == 'active'
+    new = main_pid(box)
+    assert new != started
+    assert box.sh('kill -0 %d' % started, check=False).returncode != 0
+    wait_for(lambda: (last_seen(box) or 0) > before, 'metrics after the restart')
+
+
+def test_upgrade_restarts_the_running_agent(box):
+    old = main_pid(box)
+    box.sh('rpm -U --replacepkgs --nodeps %s' % RPM)
+    wait_for(lambda: box.sh('systemctl is-active wca', check=False).stdout.strip() == 'active',
+             'the agent after the upgrade')
+    assert main_pid(box) != old
+
+
+def test_erase_stops_and_disables_and_keeps_edited_config(box):
+    box.sh('echo "# edited by the operator" >> /etc/wca/wca_config.yml')
+    assert box.sh('pgrep -u wca', check=False).stdout.split()
+    box.sh('rpm -e wca')
+    assert box.sh('pgrep -u wca', check=False).stdout.split() == []
+    assert box.sh('systemctl is-active wca', check=False).stdout.strip() in ('inactive', 'unknown')
+    links = box.sh('find /etc/systemd -name "wca.service*"').stdout.split()
+    assert links == [], 'still enabled: %s' % links
+    assert box.sh('test -e %s || test -e /usr/bin/wca || test -e /usr/lib64/wca' % UNIT,
+                  check=False).returncode != 0
+    saved = box.read('/etc/wca/wca_config.yml.rpmsave')
+    assert saved.endswith('# edited by the operator\n')
+    assert box.sh('test -e /etc/wca/wca_config.yml', check=False).returncode != 0
