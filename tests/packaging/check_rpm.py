@@ -154,8 +154,9 @@ def test_launcher_runs_the_private_tree_with_the_packaged_python(payloads):
     assert '\nexec /usr/bin/python3 -s -E -B /usr/lib64/wca "$@"\n' in python3
 
 
-def test_files_modes_and_config(rpms):
-    binary = rpms['python3']['binary']
+@pytest.mark.parametrize('variant', sorted(VARIANTS))
+def test_files_modes_and_config(variant, rpms):
+    binary = rpms[variant]['binary']
     files = {}
     for line in query(binary, '[%{FILENAMES}\t%{FILEMODES:perms}\t%{FILEUSERNAME}\t'
                               '%{FILEGROUPNAME}\t%{FILEFLAGS:fflags}\n]').splitlines():
@@ -167,7 +168,10 @@ def test_files_modes_and_config(rpms):
     assert files['/usr/bin/wca'][:3] == ('-rwxr-xr-x', 'root', 'root')
     assert files['/var/lib/wca'][:3] == ('drwxr-xr-x', 'wca', 'wca')
     assert [f for f in files if f.endswith('/LICENSE') and '/licenses/' in f]
-    assert [f for f in files if f.endswith('/README.md') and '/doc/' in f]
+    # unversioned, as the unit's Documentation= says, on EL7 too
+    assert '/usr/share/doc/wca/README.md' in files
+    assert 'Documentation=file:///usr/share/doc/wca/README.md' in open(
+        os.path.join(REPO, 'packaging', 'systemd', 'wca.service')).read()
     # Nothing lands in a system site-packages directory.
     assert not [f for f in files if 'site-packages' in f or 'dist-packages' in f]
     writable = [f for f, (perms, *_) in files.items() if perms[5] == 'w' or perms[8] == 'w']
