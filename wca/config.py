@@ -257,7 +257,11 @@ class _Builder:
         if isinstance(node, yaml.SequenceNode) and tag == _STD + 'seq':
             return self._coerce(self._sequence(node, path, expected), expected, node, path)
         if isinstance(node, yaml.ScalarNode) and tag in _SCALAR_TAGS:
-            value = self.loader.construct_object(node, deep=True)
+            try:
+                value = self.loader.construct_object(node, deep=True)
+            except (ValueError, LookupError, yaml.YAMLError):  # e.g. `!!int abc`, `!!bool x`
+                raise self.error('%r is not a valid %s' % (node.value, tag.replace(_STD, '!!')),
+                                 node, path)
             return self._coerce(value, expected, node, path)
         raise self.error('tag %s is not allowed: only registered components (!ClassName), !Env '
                          'and plain YAML values are' % tag.replace(_STD, '!!'), node, path)
@@ -511,7 +515,11 @@ def load_config(filename: str, check_permissions: bool = True) -> Dict[str, Any]
 
 def load_config_text(text: str, filename: str = '<config>') -> Dict[str, Any]:
     from wca.runners import Runner  # late: runners import this module
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as e:  # a character YAML does not allow (NUL, ...)
+        raise ConfigError('invalid YAML: %s' % _exception_text(e), filename,
+                          text.count('\n', 0, e.position) + 1)
     try:
         try:
             root = loader.get_single_node()
@@ -527,6 +535,10 @@ def load_config_text(text: str, filename: str = '<config>') -> Dict[str, Any]:
         if not isinstance(root, yaml.MappingNode) or root.tag != _STD + 'map':
             raise ConfigError('expected a mapping with a "runner" key at the top level', filename,
                               root.start_mark.line + 1)
+        cycle = _cycle(root)
+        if cycle is not None:
+            raise ConfigError('invalid YAML: an alias makes this node contain itself', filename,
+                              cycle.start_mark.line + 1)
         builder = _Builder(loader, filename)
         loader.flatten_mapping(root)
         config = {}  # type: Dict[str, Any]
@@ -546,8 +558,37 @@ def load_config_text(text: str, filename: str = '<config>') -> Dict[str, Any]:
                               'runner: !MeasurementRunner)', filename, 1)
         config.setdefault('loggers', {})
         return config
+    except yaml.MarkedYAMLError as e:  # from merging (`<<: 1`) while building
+        mark = e.problem_mark or e.context_mark
+        raise ConfigError('invalid YAML: %s' % (e.problem or e.context), filename,
+                          mark.line + 1 if mark else None)
     finally:
         loader.dispose()
+
+
+def _cycle(root):
+    """A node that contains itself through an alias (`&a [*a]`), or None. YAML allows such a
+    graph; building or merging it would recurse without end."""
+    def children(node):
+        if isinstance(node, yaml.MappingNode):
+            return iter([child for pair in node.value for child in pair])
+        return iter(node.value if isinstance(node, yaml.SequenceNode) else ())
+    on_path, done = {id(root)}, set()
+    stack = [(root, children(root))]
+    while stack:
+        node, pending = stack[-1]
+        for child in pending:
+            if id(child) in on_path:
+                return child
+            if id(child) not in done and isinstance(child, yaml.CollectionNode):
+                on_path.add(id(child))
+                stack.append((child, children(child)))
+                break
+        else:
+            stack.pop()
+            on_path.discard(id(node))
+            done.add(id(node))
+    return None
 
 
 _LEVELS = ('TRACE', 'DEBUG', 'INFO', 'WARNING', 'WARN', 'ERROR', 'CRITICAL')

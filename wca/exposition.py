@@ -46,10 +46,20 @@ def _label_name(key) -> str:
 
 
 def render_labels(labels: Dict[str, str]) -> str:
+    """'{a="1",b="2"}', sorted by label name ('a="' sorts before 'a_b="': '"' < any name char)."""
     if not labels:
         return ''
-    pairs = sorted((_label_name(k), v) for k, v in labels.items())
-    return '{' + ','.join('%s="%s"' % (k, _escape_value(str(v))) for k, v in pairs) + '}'
+    known = _LABEL_NAMES
+    pairs = []
+    for key, value in labels.items():
+        name = known.get(key) if type(key) is str else None
+        if name is None:
+            name = _label_name(key)
+        if type(value) is not str:
+            value = str(value)
+        pairs.append(f'{name}="{_escape_value(value)}"')
+    pairs.sort()
+    return '{' + ','.join(pairs) + '}'
 
 
 def format_value(value) -> str:
@@ -76,17 +86,17 @@ def encode(metrics: List[Metric], timestamp_ms: Optional[int] = None) -> Tuple[s
     by_id = {}  # id(labels dict) -> text; the dicts live as long as `metrics` does
     suffix = (' %d\n' % timestamp_ms) if timestamp_ms is not None else '\n'
     dropped = 0
-    isfinite = math.isfinite
+    isfinite, get_family, get_text = math.isfinite, families.get, by_id.get
     for metric in metrics:
         name = metric.name
-        family = families.get(name)
+        family = get_family(name)
         if family is None:
             family = families[name] = (metric, sanitize_name(str(name)), {})
         labels = metric.labels
-        text = by_id.get(id(labels))
+        text = get_text(id(labels))
         if text is None:
             text = by_id[id(labels)] = render_labels(labels)
-        samples = family[2]
+        _, prefix, samples = family
         if text in samples:
             dropped += 1
             continue
@@ -101,7 +111,7 @@ def encode(metrics: List[Metric], timestamp_ms: Optional[int] = None) -> Tuple[s
             except ValueError:
                 dropped += 1
                 continue
-        samples[text] = f'{family[1]}{text} {value}{suffix}'
+        samples[text] = f'{prefix}{text} {value}{suffix}'
     out = []
     for name in sorted(families):
         first, clean, samples = families[name]
