@@ -646,8 +646,12 @@ runner: !MeasurementRunner
 def test_example_configs_are_valid():
     examples = os.path.join(REPO, 'examples')
     env = plugin_env(PYTHONPATH=os.pathsep.join([examples, REPO]))
-    for name, register in (('hello_world.yaml', 'hello_world_runner:HelloWorldRunner'),
-                           ('measurement_http_storage.yaml', 'http_storage:HTTPStorage')):
-        path = os.path.join(REPO, 'configs', 'extending', name)
-        result = check_config(path, '-r', register, env=env)
+    directory = os.path.join(REPO, 'configs', 'extending')
+    names = sorted(os.listdir(directory))
+    assert {'hello_world.yaml', 'measurement_http_storage.yaml',
+            'allocation_shared_storage.yaml'} <= set(names)
+    for name in names:
+        result = check_config(os.path.join(directory, name),
+                              '-r', 'hello_world_runner:HelloWorldRunner',
+                              '-r', 'http_storage:HTTPStorage', env=env)
         assert result.returncode == 0, (name, result.stderr)
