@@ -152,10 +152,11 @@ def _words(data):
 
 
 def _v1_cpu_stat(data, m):
-    stat = _words(data)
-    m[MetricName.TASK_CPU_PERIODS] = int(stat[b'nr_periods'])
-    m[MetricName.TASK_CPU_THROTTLED_PERIODS] = int(stat[b'nr_throttled'])
-    m[MetricName.TASK_CPU_THROTTLED_SECONDS] = int(stat[b'throttled_time']) / 1e9
+    words = data.split()
+    at = words.index  # keys and values alternate; ValueError when a key is missing
+    m[MetricName.TASK_CPU_PERIODS] = int(words[at(b'nr_periods') + 1])
+    m[MetricName.TASK_CPU_THROTTLED_PERIODS] = int(words[at(b'nr_throttled') + 1])
+    m[MetricName.TASK_CPU_THROTTLED_SECONDS] = int(words[at(b'throttled_time') + 1]) / 1e9
 
 
 def _v2_cpu_stat(data, m):

@@ -239,7 +239,8 @@ class MeasurementRunner(Runner):
             measurements[MetricName.TASK_LAST_SEEN] = now
             if task.subcgroups_paths:
                 measurements[MetricName.TASK_SUBCONTAINERS] = len(task.subcgroups_paths)
-            _requested(task.resources, measurements)
+            if task.resources:
+                _requested(task.resources, measurements)
             tasks_data[task_id] = TaskData(
                 name=task.name, task_id=task_id, cgroup_path=task.cgroup_path,
                 subcgroups_paths=task.subcgroups_paths, labels=task.labels,
