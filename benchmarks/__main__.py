@@ -159,7 +159,8 @@ def main(argv=None):
         with open(args.compare) as f:
             old = json.load(f)
     sys.stdout.write(report(results, old))
-    sys.stdout.write('\nresults: %s\n' % os.path.relpath(path))
+    shown = os.path.relpath(path) if os.path.abspath(path).startswith(REPO + os.sep) else path
+    sys.stdout.write('\nresults: %s\n' % shown)
     for entry in results['sizes']:
         if entry.get('profile'):
             sys.stdout.write('\ncProfile of the agent iteration at N=%d:\n%s' % (
@@ -187,7 +188,7 @@ def report(results, old=None) -> str:
                  'Prometheus text to a file. Median, with p10-p90; floors read exactly the files '
                  'the agent read (C floor: %s).' % env.get('floor_c'))
     lines.append('')
-    header = ('%6s %6s %8s %18s %9s %9s %10s %9s %8s %8s %8s' % (
+    header = ('%6s %6s %8s %22s %9s %9s %9s %9s %8s %8s %8s' % (
         'N', 'files', 'metrics', 'agent ms (p10-p90)', 'ms/task', 'marginal', 'floor py',
         'floor C', 'agent/py', 'agent/C', 'RSS MB'))
     lines += [header, '-' * len(header)]
@@ -200,9 +201,10 @@ def report(results, old=None) -> str:
         if previous is not None:
             marginal = '%.4f' % ((agent['median_ms'] - previous['agent']['median_ms'])
                                  / (n - previous['tasks']))
-        lines.append('%6d %6d %8d %7.2f (%.2f-%.2f) %9.4f %9s %9.2f %9s %10.2f %8s %8.1f' % (
-            n, entry['files_per_iteration'], entry['metrics_per_iteration'], agent['median_ms'],
-            agent['p10_ms'], agent['p90_ms'], agent['median_ms'] / n, marginal, py['median_ms'],
+        spread = '%.2f (%.2f-%.2f)' % (agent['median_ms'], agent['p10_ms'], agent['p90_ms'])
+        lines.append('%6d %6d %8d %22s %9.4f %9s %9.2f %9s %8.2f %8s %8.1f' % (
+            n, entry['files_per_iteration'], entry['metrics_per_iteration'], spread,
+            agent['median_ms'] / n, marginal, py['median_ms'],
             '%.2f' % c['median_ms'] if c else '-', _ratio(agent['median_ms'], py['median_ms']),
             '%.2f' % _ratio(agent['median_ms'], c['median_ms']) if c else '-',
             entry['peak_rss_mb']))
@@ -271,8 +273,8 @@ def compare(old, new):
                          _ratio(b, entry['floor_python']['median_ms']),
                          was['peak_rss_mb'], entry['peak_rss_mb']))
     if old.get('storage') and new.get('storage'):
-        lines.append('  LogStorage %.1f -> %.1f ms' % (old['storage']['store']['median_ms'],
-                                                      new['storage']['store']['median_ms']))
+        lines.append('  LogStorage %.1f -> %.1f ms' % (
+            old['storage']['store']['median_ms'], new['storage']['store']['median_ms']))
     if old.get('detection') and new.get('detection'):
         lines.append('  DetectionRunner overhead %+.2f -> %+.2f ms' % (
             old['detection']['overhead_ms'], new['detection']['overhead_ms']))

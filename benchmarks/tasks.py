@@ -7,8 +7,6 @@ import subprocess
 import tempfile
 import time
 import uuid
-from typing import List, Optional
-
 from wca.cgroups import CgroupLayout
 
 # Contents of a fresh, nearly empty v1 cgroup, for the fixture tree.
@@ -39,8 +37,8 @@ class TaskTree:
     """`paths`: task cgroup paths relative to the mounts; `layout`: what the agent is given
     (None: let it detect the real one); `kind`: 'cgroupfs' or 'fixture'."""
     kind = ''
-    paths = []  # type: List[str]
-    layout = None  # type: Optional[CgroupLayout]
+    paths = []  # relative cgroup paths of the tasks
+    layout = None  # a CgroupLayout, or None: the agent detects the real one
 
     def close(self):
         raise NotImplementedError
@@ -66,7 +64,7 @@ class RealCgroups(TaskTree):
         self.cpuset = detected.v1.get('cpuset')
         self.parent = '/wca-bench-%s' % uuid.uuid4().hex[:8]
         self.created = []  # relative paths, parents first
-        self.processes = []  # type: List[subprocess.Popen]
+        self.processes = []  # the sleeping processes (subprocess.Popen)
         self.paths = []
         try:
             self._mkdir(self.parent)
