@@ -182,6 +182,26 @@ def test_signals_stop_a_plugin_runner_without_stop_method(tmp_path, sig):
     assert 'Traceback' not in stderr
 
 
+@pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT])
+def test_signal_before_the_loop_ends_quietly_and_not_as_valid(tmp_path, sig):
+    """Interrupted while loading plugins: no traceback, and --check-config does not say 0."""
+    marker = tmp_path / 'importing'
+    path = write_config(tmp_path / 'wca.yaml', 'runner: !SleepingRunner\n  ready: /nonexistent\n')
+    process = subprocess.Popen(
+        wca_command('-c', path, '-r', 'slow_import:Slow', '-r', 'plugin_runners:SleepingRunner',
+                    '--check-config'),
+        env=plugin_env(WCA_TEST_IMPORT_MARKER=str(marker)), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, universal_newlines=True)
+    try:
+        assert wait_for(marker.exists, process=process), process.communicate(timeout=5)
+        process.send_signal(sig)
+        stdout, stderr = process.communicate(timeout=5)
+    finally:
+        stop_process(process, signal.SIGKILL)
+    assert process.returncode == 128 + sig, stderr
+    assert 'Traceback' not in stderr and 'valid' not in stdout
+
+
 # --- logging ------------------------------------------------------------------------------
 
 def probe(tmp_path, *args, config_extra=''):

@@ -111,8 +111,10 @@ def Numeric(min_value=None, max_value=None):
                                          'min_value': min_value, 'max_value': max_value})
 
 
-def Path(absolute=False, must_exist=False):
-    """A file system path annotation: optionally absolute, optionally existing."""
+def Path(absolute=False, must_exist=False, mode=None):
+    """A file system path annotation: optionally absolute, optionally existing; with `mode`
+    (os.R_OK, os.W_OK, ... as the original agent's Path took) existing and accessible so."""
+    must_exist = must_exist or mode is not None
     desc = ('absolute ' if absolute else '') + 'path' + (
         ' to an existing file' if must_exist else '')
 
@@ -125,6 +127,10 @@ def Path(absolute=False, must_exist=False):
             return 'expected an absolute path (starting with /)'  # the caller adds the value
         if must_exist and not os.path.exists(value):
             return 'expected a path to an existing file'
+        if mode is not None and not os.access(value, mode):
+            return 'expected a path this user can %s' % '/'.join(
+                word for bit, word in ((os.R_OK, 'read'), (os.W_OK, 'write'), (os.X_OK, 'execute'))
+                if mode & bit) or 'access'
         return None
     return type('Path', (_Checked,), {'description': desc, 'check': classmethod(check)})
 

@@ -55,7 +55,15 @@ def main(argv=None):
     sys.exit(run(sys.argv[1:] if argv is None else argv))
 
 
+def _interrupted(signum, frame):
+    """Before the runner starts, a signal ends the process quietly with 128 + signal number
+    (an interrupted --check-config must not look like a valid config)."""
+    raise SystemExit(128 + signum)
+
+
 def run(argv) -> int:
+    signal.signal(signal.SIGINT, _interrupted)
+    signal.signal(signal.SIGTERM, _interrupted)
     args = parse_args(argv)
     try:
         levels = dict(logger.parse_level_option(option) for option in args.levels)
