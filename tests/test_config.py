@@ -655,3 +655,10 @@ def test_example_configs_are_valid():
                               '-r', 'hello_world_runner:HelloWorldRunner',
                               '-r', 'http_storage:HTTPStorage', env=env)
         assert result.returncode == 0, (name, result.stderr)
+
+
+def test_path_with_mode_as_plugins_of_the_original_agent_use_it(tmp_path):
+    from wca.config import Path
+    readable = Path(mode=os.R_OK)
+    assert readable.check(str(tmp_path)) is None
+    assert readable.check(str(tmp_path / 'missing')) == 'expected a path to an existing file'
