@@ -134,11 +134,19 @@ def job_agent(job, out_dir):
     reader = floor_reader(files)
     agent, floor_py, floor_c = [], [], []
     rss_agent = None
-    for _ in range(rounds):  # interleaved, so drift in the kernel's cost hits all three alike
-        agent.extend(cpu_times(runner.iterate, per_round))
+    clock = time.process_time
+    for _ in range(rounds):
+        # One agent iteration, then one Python floor pass, so that both see the same load
+        # from the rest of the machine; the C floor runs its passes after each round.
+        for _ in range(per_round):
+            started = clock()
+            runner.iterate()
+            middle = clock()
+            reader()
+            agent.append(middle - started)
+            floor_py.append(clock() - middle)
         if rss_agent is None:
             rss_agent = peak_rss_mb()
-        floor_py.extend(cpu_times(reader, per_round))
         if job.get('floor_c'):
             floor_c.extend(c_floor(job['floor_c'], list_file, per_round))
     result = {
