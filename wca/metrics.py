@@ -223,11 +223,11 @@ def export_metrics_from_measurements(measurements: Measurements,
     metrics = []
     append = metrics.append
     for name, value in measurements.items():
-        info = _EXPORT_INFO.get(name) or _export_info(name)
+        text, mtype, mhelp, levels = _EXPORT_INFO.get(name) or _export_info(name)
         if isinstance(value, dict):
-            _flatten(metrics, info[0], value, labels, info[3], 0, info[1], info[2])
+            _flatten(metrics, text, value, labels, levels, 0, mtype, mhelp)
         else:
-            append(Metric(info[0], value, labels, info[1], info[2]))
+            append(Metric(text, value, labels, mtype, mhelp))
     return metrics
 
 
