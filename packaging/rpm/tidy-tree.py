@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Tidies the private tree pip installed (wca.spec's %install runs it): tidy-tree.py DIR
 
+- The console scripts pip wrote to DIR/bin go (their "#!" names the build host's Python; the
+  agent has its own launcher), and so do their rows in the records.
 - A module's "#!" line is dropped when the file is not executable (requests/certs.py,
   kafka's benchmarks): these files are imported, never run, and a shebang on a
   non-executable file is an error for rpmlint.
@@ -14,6 +16,7 @@ import csv
 import hashlib
 import io
 import os
+import shutil
 import stat
 import sys
 
@@ -24,6 +27,7 @@ def record_hash(data):
 
 
 def tidy(top):
+    shutil.rmtree(os.path.join(top, 'bin'), ignore_errors=True)
     changed = set()
     for dirpath, dirnames, filenames in os.walk(top):
         dirnames.sort()
@@ -48,11 +52,16 @@ def tidy(top):
             continue
         with open(record, newline='', encoding='utf-8') as f:
             rows = list(csv.reader(f))
-        if not any(row and row[0] in changed for row in rows):
+        gone = [row for row in rows if row and (
+            os.path.normpath(row[0]).startswith('..') or
+            not os.path.exists(os.path.join(top, row[0])))]
+        if not gone and not any(row and row[0] in changed for row in rows):
             continue
         out = io.StringIO()
         writer = csv.writer(out)  # as pip writes it: \r\n line ends
         for row in rows:
+            if row in gone:
+                continue
             if row and row[0] in changed:
                 with open(os.path.join(top, row[0]), 'rb') as f:
                     data = f.read()

@@ -252,3 +252,29 @@ def test_vendor_tarball_has_wheels_for_every_target(rpms, build_dir):
             t in ('manylinux2014_x86_64', 'manylinux2010_x86_64', 'manylinux1_x86_64') or
             re.match(r'manylinux_2_(\d+)_x86_64$', t) and int(t.split('_')[2]) <= 17
             for t in tags), w
+
+
+@pytest.mark.parametrize('variant', sorted(VARIANTS))
+def test_bundled_tree_matches_its_records(variant, payloads):
+    """Every file a .dist-info/RECORD lists is there with that hash (tidy-tree.py rewrites the
+    records of the modules whose "#!" line it drops), and no module keeps a "#!" line."""
+    import base64
+    import csv
+    tree = os.path.join(payloads[variant], LIBDIR)
+    checked = 0
+    for entry in os.listdir(tree):
+        if not entry.endswith('.dist-info'):
+            continue
+        with open(os.path.join(tree, entry, 'RECORD'), newline='') as f:
+            for name, digest, size in csv.reader(f):
+                if not digest:
+                    continue  # RECORD itself, and the files pip adds
+                data = open(os.path.join(tree, name), 'rb').read()
+                algorithm, _, expected = digest.partition('=')
+                actual = base64.urlsafe_b64encode(hashlib.new(algorithm, data).digest())
+                assert actual.rstrip(b'=').decode() == expected, name
+                assert int(size) == len(data), name
+                if name.endswith('.py'):
+                    assert not data.startswith(b'#!'), name
+                checked += 1
+    assert checked > 100
