@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from wca.allocations import allocations_to_metrics, validate_allocations
 from wca.allocators import AllocationConfiguration, Allocator
 from wca.config import Numeric
-from wca.detectors import TasksData, convert_anomalies_to_metrics
+from wca.detectors import TasksData
 from wca.metrics import Metric, MetricName
 from wca.platforms import Platform
-from wca.runners.detection import algorithm_result, stamp_metrics
+from wca.runners.algorithm import call_algorithm
 from wca.runners.measurement import MeasurementRunner, MeasurementRunnerConfig, flat_or_config
 from wca.storage import LogStorage, Storage
 
@@ -59,18 +59,8 @@ class AllocationRunner(MeasurementRunner):
 
     def _iterate_body(self, platform: Platform, tasks_data: TasksData) -> List[Metric]:
         started = time.monotonic()
-        try:
-            allocations, anomalies, metrics = algorithm_result(
-                self.config.allocator.allocate(platform, tasks_data), 3, 'allocate()')
-            extra = stamp_metrics(list(metrics) + convert_anomalies_to_metrics(anomalies),
-                                  self.common_labels)
-            self._recovered('allocator')
-        except Exception as e:  # an outside algorithm: log and count, keep measuring
-            self._errors['allocator'] = self._errors.get('allocator', 0) + 1
-            self._failed('allocator', 'allocator %s failed: %s: %s' % (
-                type(self.config.allocator).__name__, type(e).__name__, e))
-            log.debug('allocator failure', exc_info=True)
-            allocations, anomalies, extra = {}, [], []
+        answer = call_algorithm(self, 'allocator', 'allocate', 3, platform, tasks_data)
+        allocations, anomalies, extra = answer if answer is not None else ({}, [], [])
         duration = time.monotonic() - started
         valid, errors = validate_allocations(allocations, tasks_data, platform)
         for message in errors:

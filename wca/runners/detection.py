@@ -7,9 +7,10 @@ from typing import List, Optional
 from dataclasses import dataclass, field
 
 from wca.config import Numeric
-from wca.detectors import AnomalyDetector, TasksData, convert_anomalies_to_metrics
+from wca.detectors import AnomalyDetector, TasksData
 from wca.metrics import Metric, MetricName
 from wca.platforms import Platform
+from wca.runners.algorithm import call_algorithm
 from wca.runners.measurement import MeasurementRunner, MeasurementRunnerConfig, flat_or_config
 from wca.storage import LogStorage, Storage
 
@@ -32,30 +33,12 @@ class DetectionRunnerConfig(MeasurementRunnerConfig):
             self.interval = self.action_delay
 
 
-def algorithm_result(result, parts: int, what: str):
-    """Checks an algorithm returned a tuple of `parts` items; ValueError says what was wrong."""
-    if not isinstance(result, (tuple, list)) or len(result) != parts:
-        raise ValueError('%s must return a tuple of %d items, got %s' % (
-            what, parts, type(result).__name__))
-    return result
-
-
-def stamp_metrics(metrics, common_labels) -> List[Metric]:
-    """An algorithm's metrics with the agent's common labels added (their own labels win)."""
-    if not isinstance(metrics, list) or not all(isinstance(m, Metric) for m in metrics):
-        raise ValueError('metrics must be a list of wca.metrics.Metric')
-    for metric in metrics:
-        metric.labels = dict(common_labels, **metric.labels)
-    return metrics
-
-
 @flat_or_config(DetectionRunnerConfig)
 class DetectionRunner(MeasurementRunner):
     """Each iteration: measure, call detector.detect(platform, tasks_data), store anomalies."""
 
     def __init__(self, config=None, **flat):
         super().__init__(config, **flat)
-        self._anomalies_total = 0
         self._last_anomaly = None
 
     def _storages(self):
@@ -63,18 +46,8 @@ class DetectionRunner(MeasurementRunner):
 
     def _iterate_body(self, platform: Platform, tasks_data: TasksData) -> List[Metric]:
         started = time.monotonic()
-        try:
-            anomalies, metrics = algorithm_result(
-                self.config.detector.detect(platform, tasks_data), 2, 'detect()')
-            metrics = stamp_metrics(list(metrics) + convert_anomalies_to_metrics(anomalies),
-                                    self.common_labels)
-            self._recovered('detector')
-        except Exception as e:  # an outside algorithm: log and count, keep measuring
-            self._errors['detector'] = self._errors.get('detector', 0) + 1
-            self._failed('detector', 'detector %s failed: %s: %s' % (
-                type(self.config.detector).__name__, type(e).__name__, e))
-            log.debug('detector failure', exc_info=True)
-            anomalies, metrics = [], []
+        answer = call_algorithm(self, 'detector', 'detect', 2, platform, tasks_data)
+        anomalies, metrics = answer if answer is not None else ([], [])
         if anomalies:
             self._last_anomaly = platform.timestamp
         make = Metric.create_metric_with_metadata

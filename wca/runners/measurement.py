@@ -203,11 +203,11 @@ class MeasurementRunner(Runner):
     def _discover(self) -> List[Task]:
         try:
             tasks = self.config.node.get_tasks()
-            self._recovered('node')
+            self.report_recovery('node')
             return tasks
         except Exception as e:  # the node is an outside system (kubelet, Mesos, a plugin)
-            self._errors['node'] = self._errors.get('node', 0) + 1
-            self._failed('node', 'cannot discover tasks with %s: %s' % (
+            self.count_error('node')
+            self.report_failure('node', 'cannot discover tasks with %s: %s' % (
                 type(self.config.node).__name__, e))
             return []
 
@@ -318,18 +318,22 @@ class MeasurementRunner(Runner):
         """Stores; a failure is logged (when it starts or changes) and counted, never raised."""
         try:
             storage.store(metrics)
-            self._recovered(role)
+            self.report_recovery(role)
         except Exception as e:
             self._storage_errors[role] = self._storage_errors.get(role, 0) + 1
-            self._failed(role, '%s (%s) failed to store %d metrics: %s' % (
+            self.report_failure(role, '%s (%s) failed to store %d metrics: %s' % (
                 role, type(storage).__name__, len(metrics), e))
 
-    def _failed(self, key, message):
+    def count_error(self, kind):
+        self._errors[kind] = self._errors.get(kind, 0) + 1
+
+    def report_failure(self, key, message):
+        """Logs a failure when it starts or changes, not every iteration."""
         if self._failing.get(key) != message:
             self._failing[key] = message
             log.error('%s', message)
 
-    def _recovered(self, key):
+    def report_recovery(self, key):
         if self._failing.pop(key, None) is not None:
             log.info('%s works again', key)
 
