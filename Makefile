@@ -32,7 +32,7 @@ run: venv
 test-tools:
 	tools/install-test-tools
 
-test: test-tools test311 test36
+test: test-tools test311 test36 lint
 
 test311: venv
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
@@ -41,7 +41,7 @@ test36: venv36
 	$(VENV36)/bin/python -m pytest $(PYTEST_ARGS)
 
 lint: venv
-	$(VENV)/bin/python -m flake8 wca tests
+	$(VENV)/bin/python -m flake8 wca tests benchmarks examples
 
 bench: venv
 	$(VENV)/bin/python -m benchmarks $(BENCH_ARGS)
