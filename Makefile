@@ -32,7 +32,7 @@ run: venv
 test-tools:
 	tools/install-test-tools
 
-test: test-tools test311 test36 lint
+test: test-tools test311 test36 lint test-packaging
 
 test311: venv
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
