@@ -69,6 +69,7 @@ class MetricName(str, Enum):
     WCA_TASKS_VANISHED = 'wca_tasks_vanished_total'
     WCA_MEASUREMENT_ERRORS = 'wca_measurement_errors_total'
     WCA_NODE_ERRORS = 'wca_node_errors_total'
+    WCA_ALGORITHM_ERRORS = 'wca_algorithm_errors_total'
     WCA_STORAGE_ERRORS = 'wca_storage_errors_total'
     WCA_METRICS_DROPPED = 'wca_metrics_dropped_total'
 
@@ -171,6 +172,9 @@ METRICS_METADATA = {
         'Number of times a task was dropped from an iteration because its cgroup disappeared.', C),
     MetricName.WCA_MEASUREMENT_ERRORS: _M(
         'Number of task or platform files that could not be read or parsed (their metrics dropped).', C),
+    MetricName.WCA_ALGORITHM_ERRORS: _M(
+        'Number of iterations whose detector or allocator failed or answered nonsense (its answer'
+        ' was dropped), by algorithm.', C, ('algorithm',)),
     MetricName.WCA_NODE_ERRORS: _M('Number of failed task discoveries (the iteration had no tasks).', C),
     MetricName.WCA_STORAGE_ERRORS: _M('Number of failed store calls, by storage.', C, ('storage',)),
     MetricName.WCA_METRICS_DROPPED: _M(

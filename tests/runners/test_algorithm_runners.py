@@ -82,6 +82,7 @@ def test_broken_detector_is_counted_and_measuring_goes_on(result, caplog):
     assert anomalies.value('anomaly_count') == 0
     assert metrics.value('wca_iterations_total') == 2
     assert metrics.value('wca_errors_total') >= 1
+    assert metrics.value('wca_algorithm_errors_total', algorithm='detector') == 2
     assert len([r for r in caplog.records if 'detector Broken failed' in r.getMessage()]) == 1
 
 
@@ -144,5 +145,15 @@ def test_nop_allocator_and_garbage_answers():
     assert stored.value('allocations_count') == 0 and stored.value('allocations_errors') == 0
     runner, metrics, anomalies, stored = allocation_runner([], FixedAllocator(lambda t: 'junk'))
     runner.iterate()
-    assert stored.value('allocations_errors') == 1
+    assert stored.value('allocations_errors') == 1  # allocations 'junk' is not a dict
     assert metrics.value('wca_iterations_total') == 1
+
+    class Raising(Allocator):
+        def allocate(self, platform, tasks_data):
+            raise RuntimeError('model not loaded')
+
+    runner, metrics, anomalies, stored = allocation_runner([], Raising())
+    runner.iterate()
+    runner.iterate()
+    assert metrics.value('wca_algorithm_errors_total', algorithm='allocator') == 2
+    assert stored.value('allocations_count') == 0

@@ -193,3 +193,14 @@ runner: !MeasurementRunner
     parent = cgroups.layout.v1['cpu'] + cgroups.parent
     assert created == 200 and [d for d in os.listdir(parent)
                                if os.path.isdir(os.path.join(parent, d))] == ['stable']
+
+
+def test_an_unexpected_error_in_an_iteration_does_not_end_the_loop(caplog):
+    class NonsenseNode(Node):
+        def get_tasks(self):
+            return 42  # not a list: _sync cannot iterate it
+
+    storage = Recording()
+    runner = runner_for(NonsenseNode(), storage, iterations=3)
+    assert runner.run() == 0
+    assert len([r for r in caplog.records if 'failed; the next one goes on' in r.getMessage()]) == 3

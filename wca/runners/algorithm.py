@@ -13,8 +13,8 @@ def call_algorithm(runner, role: str, method: str, parts: int, platform,
     """Runs `runner.config.<role>.<method>(platform, tasks_data)`, which returns a tuple ending
     in (anomalies, metrics). Returns that answer as a list whose last item is the metrics plus
     the encoded anomalies, all with the runner's common labels; or None when the algorithm
-    failed or answered nonsense: then it is logged (when the failure starts or changes) and
-    counted, and the runner goes on measuring."""
+    failed or answered nonsense: then it is counted (wca_algorithm_errors_total), logged when
+    the failure starts or changes, and the runner goes on measuring."""
     algorithm = getattr(runner.config, role)
     try:
         answer = getattr(algorithm, method)(platform, tasks_data)

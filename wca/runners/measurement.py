@@ -152,7 +152,10 @@ class MeasurementRunner(Runner):
         try:
             while not self._stop_event.is_set():
                 started = time.monotonic()
-                self.iterate()
+                try:
+                    self.iterate()
+                except Exception:  # a bug, not bad input: keep the agent up, say where it was
+                    log.exception('iteration %d failed; the next one goes on', self._iterations)
                 sdnotify.notify('WATCHDOG=1')
                 if self.config.iterations and self._iterations >= self.config.iterations:
                     break
@@ -297,6 +300,10 @@ class MeasurementRunner(Runner):
             make(MetricName.WCA_MEASUREMENT_ERRORS, errors.get('measurement', 0), labels),
             make(MetricName.WCA_NODE_ERRORS, errors.get('node', 0), labels),
         ]
+        for role in ('detector', 'allocator'):
+            if getattr(self.config, role, None) is not None:
+                metrics.append(make(MetricName.WCA_ALGORITHM_ERRORS, errors.get(role, 0),
+                                    dict(labels, algorithm=role)))
         rss = _own_rss(self.config.proc_root)
         if rss is not None:
             metrics.append(make(MetricName.WCA_MEM_USAGE_BYTES, rss, labels))
