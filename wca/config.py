@@ -10,12 +10,13 @@ import importlib
 import inspect
 import os
 import re
-import stat
 import sys
 import typing
 from typing import Any, Dict, List, Optional
 
 import yaml
+
+from wca.security import unsafe_file_reason
 
 _REGISTRY = {}  # type: Dict[str, type]
 MAX_VALUES = 100000  # values (scalars, lists, mappings, components) one config may build
@@ -463,50 +464,12 @@ def _from_env(value):
     return parsed if isinstance(parsed, (int, float, bool)) or parsed is None else value
 
 
-def check_file_permissions(filename):
-    """Refuses a config others could have written: group/world-writable, in such a directory,
-    or owned by another user."""
-    try:
-        st = os.stat(filename)
-    except OSError as e:
-        raise ConfigError('cannot read config: %s' % (e.strerror or e), filename)
-    if not stat.S_ISREG(st.st_mode):
-        raise ConfigError('config is not a regular file', filename)
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise ConfigError('config is writable by group or others (mode %04o): others could make '
-                          'the agent run their code; fix with: chmod go-w %s' % (
-                              stat.S_IMODE(st.st_mode), filename), filename)
-    if st.st_uid not in (0, os.geteuid()):
-        raise ConfigError('config is owned by uid %d, neither root nor this user (uid %d); fix '
-                          'with: chown root %s' % (st.st_uid, os.geteuid(), filename), filename)
-    # Whoever can write to a directory on the way (to a symlink, or to the file it points at)
-    # can replace the file, unless the directory is sticky like /tmp.
-    for path in {os.path.abspath(filename), os.path.realpath(filename)}:
-        directory = os.path.dirname(path)
-        while True:
-            try:
-                dst = os.stat(directory)
-            except OSError:
-                break
-            if dst.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not dst.st_mode & stat.S_ISVTX:
-                raise ConfigError(
-                    'config directory %s is writable by group or others (mode %04o): others '
-                    'could replace the config; fix with: chmod go-w %s' % (
-                        directory, stat.S_IMODE(dst.st_mode), directory), filename)
-            if dst.st_uid not in (0, os.geteuid()):
-                raise ConfigError(
-                    'config directory %s is owned by uid %d, neither root nor this user (uid %d):'
-                    ' its owner could replace the config; fix with: chown root %s' % (
-                        directory, dst.st_uid, os.geteuid(), directory), filename)
-            if directory == os.path.dirname(directory):
-                break
-            directory = os.path.dirname(directory)
-
-
 def load_config(filename: str, check_permissions: bool = True) -> Dict[str, Any]:
     """Loads, checks and builds the config: {'runner': Runner, 'loggers': {module: level}}."""
     if check_permissions:
-        check_file_permissions(filename)
+        problem = unsafe_file_reason(filename)
+        if problem:
+            raise ConfigError(problem, filename)
     try:
         with open(filename, 'rb') as f:
             text = f.read()

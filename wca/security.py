@@ -6,6 +6,7 @@ it refuses root unless told (--root), and names each missing privilege and how t
 import ctypes
 import ctypes.util
 import os
+import stat
 from typing import List, Optional
 
 from dataclasses import dataclass
@@ -98,3 +99,41 @@ def describe_missing(missing: List[Privilege]) -> str:
     for privilege in missing:
         lines.append('  %s, %s: %s' % (privilege.name, privilege.why, privilege.grant))
     return '\n'.join(lines)
+
+
+def unsafe_file_reason(filename) -> Optional[str]:
+    """Why a config file others could have written must be refused (group/world-writable, in
+    such a directory, or owned by another user), or None when it is safe to load."""
+    try:
+        st = os.stat(filename)
+    except OSError as e:
+        return 'cannot read config: %s' % (e.strerror or e)
+    if not stat.S_ISREG(st.st_mode):
+        return 'config is not a regular file'
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return ('config is writable by group or others (mode %04o): others could make the agent '
+                'run their code; fix with: chmod go-w %s' % (stat.S_IMODE(st.st_mode), filename))
+    if st.st_uid not in (0, os.geteuid()):
+        return ('config is owned by uid %d, neither root nor this user (uid %d); fix with: chown '
+                'root %s' % (st.st_uid, os.geteuid(), filename))
+    # Whoever can write to a directory on the way (to a symlink, or to the file it points at)
+    # can replace the file, unless the directory is sticky like /tmp.
+    for path in {os.path.abspath(filename), os.path.realpath(filename)}:
+        directory = os.path.dirname(path)
+        while True:
+            try:
+                dst = os.stat(directory)
+            except OSError:
+                break
+            if dst.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not dst.st_mode & stat.S_ISVTX:
+                return ('config directory %s is writable by group or others (mode %04o): others '
+                        'could replace the config; fix with: chmod go-w %s' % (
+                            directory, stat.S_IMODE(dst.st_mode), directory))
+            if dst.st_uid not in (0, os.geteuid()):
+                return ('config directory %s is owned by uid %d, neither root nor this user (uid '
+                        '%d): its owner could replace the config; fix with: chown root %s' % (
+                            directory, dst.st_uid, os.geteuid(), directory))
+            if directory == os.path.dirname(directory):
+                break
+            directory = os.path.dirname(directory)
+    return None
