@@ -1,4 +1,5 @@
-"""Checks an allocator's answer against the platform and encodes it as metrics.
+"""Reads what tasks are given now, checks an allocator's answer against the platform, and
+encodes it as metrics.
 
 Applying allocations to the kernel is not done here; what is invalid is dropped, logged and
 counted, never applied and never fatal.
@@ -7,11 +8,30 @@ import logging
 from typing import Dict, List, Tuple
 
 from wca import fsutil
-from wca.allocators import AllocationType, RDTAllocation, TasksAllocations
+from wca.allocators import AllocationType, RDTAllocation, TaskAllocations, TasksAllocations
+from wca.cgroups import PERIOD_US, QUOTA_US, SHARES
 from wca.metrics import Metric, MetricName
 from wca.platforms import Platform
 
 log = logging.getLogger(__name__)
+
+
+def current_allocations(raw: Dict, cpus: int, shares_unit: float) -> TaskAllocations:
+    """A task's cgroup settings (read with cgroups.ALLOCATION_SOURCES) in the contract's units:
+    cpu_quota as a fraction of the whole platform (1.0 when unlimited), cpu_shares in
+    multiples of `shares_unit`, cpusets as kernel list strings."""
+    allocations = {}
+    quota, period = raw.get(QUOTA_US), raw.get(PERIOD_US)
+    if quota is not None and period:
+        allocations[AllocationType.QUOTA] = 1.0 if quota < 0 else min(
+            1.0, quota / period / max(cpus, 1))
+    if SHARES in raw:
+        allocations[AllocationType.SHARES] = raw[SHARES] / shares_unit
+    for kind in (AllocationType.CPUSET_CPUS, AllocationType.CPUSET_MEMS,
+                 AllocationType.CPUSET_MEMORY_MIGRATE):
+        if kind.value in raw:
+            allocations[kind] = raw[kind.value]
+    return allocations
 
 
 class InvalidAllocation(ValueError):

@@ -249,6 +249,44 @@ _SOURCES = [
 ]
 
 
+# What a task is given now (for TaskData.allocations), raw as the kernel has it; see
+# wca.allocations.current_allocations for the contract's units.
+QUOTA_US, PERIOD_US, SHARES = 'cpu_quota_us', 'cpu_period_us', 'cpu_shares_v1'
+
+
+def _text(key):
+    def parse(data, m):
+        m[key] = data.decode().strip()
+    return parse
+
+
+def _v2_cpu_max(data, m):
+    """'max 100000' or '50000 100000'; unlimited is -1 as in v1's cpu.cfs_quota_us."""
+    quota, period = data.split()
+    m[QUOTA_US] = -1 if quota == b'max' else int(quota)
+    m[PERIOD_US] = int(period)
+
+
+def _v2_cpu_weight(data, m):
+    """cpu.weight as v1 shares: the scheduler weight is shares, or weight * 1024 / 100 (so the
+    defaults, 1024 shares and weight 100, are equal)."""
+    m[SHARES] = int(data) * 1024 // 100
+
+
+ALLOCATION_SOURCES = [
+    ('quota', 'cpu', 'cpu.cfs_quota_us', _single(QUOTA_US)),
+    ('quota', 'v2:cpu', 'cpu.max', _v2_cpu_max),
+    ('period', 'cpu', 'cpu.cfs_period_us', _single(PERIOD_US)),
+    ('shares', 'cpu', 'cpu.shares', _single(SHARES)),
+    ('shares', 'v2:cpu', 'cpu.weight', _v2_cpu_weight),
+    ('cpuset_cpus', 'cpuset', 'cpuset.cpus', _text('cpuset_cpus')),
+    ('cpuset_cpus', 'v2:cpuset', 'cpuset.cpus.effective', _text('cpuset_cpus')),
+    ('cpuset_mems', 'cpuset', 'cpuset.mems', _text('cpuset_mems')),
+    ('cpuset_mems', 'v2:cpuset', 'cpuset.mems.effective', _text('cpuset_mems')),
+    ('memory_migrate', 'cpuset', 'cpuset.memory_migrate', _single('cpuset_memory_migrate')),
+]
+
+
 def _source_directory(layout: CgroupLayout, controller: str, cgroup_path: str) -> Optional[str]:
     if controller.startswith('v2:'):
         wanted = controller[3:]
@@ -260,9 +298,11 @@ def _source_directory(layout: CgroupLayout, controller: str, cgroup_path: str) -
 
 
 class TaskCgroup:
-    """Reads one task's cgroup metrics: the file list is fixed when the task first appears."""
+    """Reads one task's cgroup metrics (or, with ALLOCATION_SOURCES, its current settings):
+    the file list is fixed when the task first appears."""
 
-    def __init__(self, cgroup_path: str, layout: CgroupLayout, errors: Optional[Dict] = None):
+    def __init__(self, cgroup_path: str, layout: CgroupLayout, errors: Optional[Dict] = None,
+                 sources=None):
         self.cgroup_path = cgroup_path
         self.layout = layout
         self.errors = errors if errors is not None else {}
@@ -270,7 +310,7 @@ class TaskCgroup:
         self._failed = set()  # type: Set[str]  files already reported as failing
         exists = {}  # directory -> bool, one stat per directory
         chosen = set()
-        for group, controller, filename, parser in _SOURCES:
+        for group, controller, filename, parser in (sources or _SOURCES):
             if group in chosen:
                 continue
             directory = _source_directory(layout, controller, cgroup_path)

@@ -95,8 +95,10 @@ def test_nop_detector():
 class FixedAllocator(Allocator):
     def __init__(self, allocations):
         self.allocations = allocations
+        self.seen = None
 
     def allocate(self, platform, tasks_data):
+        self.seen = {task_id: data.allocations for task_id, data in tasks_data.items()}
         return self.allocations(tasks_data), [], [Metric('allocator_debug', 1)]
 
 
@@ -120,8 +122,11 @@ def test_valid_allocations_are_stored_invalid_ones_counted(cgroups, caplog):
                    AllocationType.RDT: RDTAllocation(l3='L3:0=f0f'), 'nonsense': 1},
             'not-a-task': {AllocationType.QUOTA: 0.1},
         }
-    runner, metrics, anomalies, stored = allocation_runner([a, b], FixedAllocator(allocations))
+    allocator = FixedAllocator(allocations)
+    runner, metrics, anomalies, stored = allocation_runner([a, b], allocator)
     runner.iterate()
+    assert allocator.seen[a_id][AllocationType.QUOTA] == 1.0  # what the tasks have now
+    assert allocator.seen[a_id][AllocationType.SHARES] == 1.024
     assert stored.value('allocation_cpu_quota', task_id=a_id) == 0.5
     assert stored.value('allocation_cpu_shares', task_id=a_id) == 2
     assert stored.value('allocation_cpuset_cpus_number_of_cpus', task_id=a_id) == 1

@@ -1,5 +1,6 @@
-"""AllocationRunner: MeasurementRunner plus an allocator, whose answer is checked against the
-platform and the tasks and stored as metrics in allocations_storage.
+"""AllocationRunner: MeasurementRunner plus an allocator. The allocator sees each task's
+current allocations (TaskData.allocations, read from its cgroup); its answer is checked against
+the platform and the tasks and stored as metrics in allocations_storage.
 
 Applying allocations to cgroups and resctrl is not in this version: the runner logs that
 once and stores what would be applied."""
@@ -9,8 +10,9 @@ from typing import List, Optional
 
 from dataclasses import dataclass, field
 
-from wca.allocations import allocations_to_metrics, validate_allocations
+from wca.allocations import allocations_to_metrics, current_allocations, validate_allocations
 from wca.allocators import AllocationConfiguration, Allocator
+from wca.cgroups import ALLOCATION_SOURCES, CgroupNotFound, CgroupVanished, TaskCgroup
 from wca.config import Numeric
 from wca.detectors import TasksData
 from wca.metrics import Metric, MetricName
@@ -52,12 +54,14 @@ class AllocationRunner(MeasurementRunner):
         self._allocations_errors = 0
         self.last_allocations = {}
         self._told_not_applied = False
+        self._settings = {}  # task id -> TaskCgroup reading its current settings
 
     def _storages(self):
         return super()._storages() + [('anomalies_storage', self.config.anomalies_storage),
                                       ('allocations_storage', self.config.allocations_storage)]
 
     def _iterate_body(self, platform: Platform, tasks_data: TasksData) -> List[Metric]:
+        self._read_current_allocations(platform, tasks_data)
         started = time.monotonic()
         answer = call_algorithm(self, 'allocator', 'allocate', 3, platform, tasks_data)
         allocations, anomalies, extra = answer if answer is not None else ({}, [], [])
@@ -85,3 +89,22 @@ class AllocationRunner(MeasurementRunner):
         ]
         self.store(self.config.allocations_storage, allocation_metrics, 'allocations_storage')
         return []
+
+    def _read_current_allocations(self, platform: Platform, tasks_data: TasksData):
+        """Fills TaskData.allocations; it stays None for a task whose settings cannot be read."""
+        unit = self.config.allocation_configuration.cpu_shares_unit
+        settings = {}
+        for task_id, data in tasks_data.items():
+            reader = self._settings.get(task_id)
+            if reader is None or reader.cgroup_path != data.cgroup_path:
+                try:
+                    reader = TaskCgroup(data.cgroup_path, self._layout, self._errors,
+                                        ALLOCATION_SOURCES)
+                except CgroupNotFound:
+                    continue
+            settings[task_id] = reader
+            try:
+                data.allocations = current_allocations(reader.measure(), platform.cpus, unit)
+            except CgroupVanished:
+                continue
+        self._settings = settings
