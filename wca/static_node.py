@@ -1,4 +1,5 @@
 """Task discovery without an orchestrator: a static list, or every child cgroup of a directory."""
+import functools
 import logging
 from typing import Dict, List, Optional
 
@@ -85,10 +86,7 @@ class CgroupDirectoryNode(Node):
         return list(known.values())
 
 
-_LAYOUT = []
-
-
+@functools.lru_cache(maxsize=1)
 def _detected_layout() -> CgroupLayout:
-    if not _LAYOUT:
-        _LAYOUT.append(CgroupLayout.detect())
-    return _LAYOUT[0]
+    """This machine's cgroup mounts, read once (nodes given no layout of their own use it)."""
+    return CgroupLayout.detect()
