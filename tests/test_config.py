@@ -253,7 +253,7 @@ def test_duplicate_keys(tmp_path, text, lineno, key):
     ('enable_derived_metrics: maybe', 4, 'runner.enable_derived_metrics',
      "expected true or false, got 'maybe'"),
     ('extra_labels: [a, b]', 4, 'runner.extra_labels',
-     'expected a mapping of a string to a string or null, got a list'),
+     'expected a mapping of strings to strings or null, got a list'),
     ('extra_labels: {a: [1]}', 4, 'runner.extra_labels.a', 'expected a string, got a list'),
     ('proc_root: proc', 4, 'runner.proc_root',
      "expected an absolute path (starting with /), got 'proc'"),
@@ -261,8 +261,8 @@ def test_duplicate_keys(tmp_path, text, lineno, key):
      ('expected a Node component (', '!StaticNode', 'got !LogStorage')),
     ('metrics_storage: !StaticNode {}', 4, 'runner.metrics_storage',
      ('expected a Storage component (', '!LogStorage', 'got !StaticNode')),
-    ('rdt_enabled: true', 1, 'runner', 'rdt_enabled: RDT (resctrl) metrics are not in this '
-     'version'),
+    ('rdt_enabled: true', 4, 'runner.rdt_enabled', '!MeasurementRunner: RDT (resctrl) metrics '
+     'are not in this version'),
     ('metrics_storage: !LogStorage {overwrite: true}', 4, 'runner.metrics_storage',
      '!LogStorage: overwrite needs output_filename'),
 ])
@@ -285,11 +285,11 @@ def test_wrong_values_of_built_in_components(tmp_path, body, lineno, key, expect
      "expected one of 'memory bandwidth', 'cache', 'cpus', 'thermal design power', "
      "'unknown resource', got 'bandwidth'"),
     ('tags: [a, 1]', 6, 'tags[1]', 'expected a string, got 1'),
-    ('tags: a', 6, 'tags', "expected a list of a string or null, got 'a'"),
+    ('tags: a', 6, 'tags', "expected a list of strings or null, got 'a'"),
     ('weights: {a: 1, b: x}', 6, 'weights.b', "expected an integer, got 'x'"),
     ('weights:\n  a: 1\n  b: [2]', 8, 'weights.b', 'expected an integer, got a list'),
     ('limit: many', 6, 'limit', "expected an integer or null, got 'many'"),
-    ('either: {a: 1}', 6, 'either', 'expected an integer or a list of a string, got a mapping'),
+    ('either: {a: 1}', 6, 'either', 'expected an integer or a list of strings, got a mapping'),
     ('percent: 100.5', 6, 'percent', 'expected a number in [0, 100], got 100.5'),
     ('percent: -1', 6, 'percent', 'expected a number in [0, 100], got -1'),
     ('dump: relative/file', 6, 'dump', "expected an absolute path or null, got 'relative/file'"),

@@ -184,9 +184,10 @@ def describe(tp) -> str:
     if origin is typing.Union:
         return ' or '.join(describe(a) for a in args)
     if origin in (list, set, frozenset, tuple):
-        return 'a list' + (' of %s' % describe(args[0]) if args else '')
+        return 'a list' + (' of %s' % _plural(describe(args[0])) if args else '')
     if origin is dict:
-        return 'a mapping' + (' of %s to %s' % (describe(args[0]), describe(args[1]))
+        return 'a mapping' + (' of %s to %s' % (_plural(describe(args[0])),
+                                                _plural(describe(args[1])))
                               if len(args) == 2 else '')
     if inspect.isclass(tp):
         if issubclass(tp, _Checked):
@@ -206,6 +207,18 @@ def describe(tp) -> str:
         hint = ' (%s)' % ', '.join('!' + n for n in subclasses[:8]) if subclasses else ''
         return 'a %s component%s' % (tp.__name__, hint)
     return str(tp)
+
+
+def _plural(description: str) -> str:
+    """'a string' -> 'strings', 'an integer or null' -> 'integers or null': list contents."""
+    words = []
+    for part in description.split(' or '):
+        article, _, rest = part.partition(' ')
+        if article in ('a', 'an') and rest:
+            noun, space, tail = rest.partition(' ')
+            part = noun + 's' + space + tail
+        words.append(part)
+    return ' or '.join(words)
 
 
 def _hints(cls):
@@ -323,10 +336,15 @@ class _Builder:
                 cls.__name__, 's' if len(missing) > 1 else '', ', '.join(missing)), node, path)
         try:
             obj = cls(**kwargs)
-        except ConfigError as e:
-            raise self.error('!%s: %s' % (cls.__name__, e.message), node, path)
         except Exception as e:
-            raise self.error('!%s: %s' % (cls.__name__, _exception_text(e)), node, path)
+            text = e.message if isinstance(e, ConfigError) else _exception_text(e)
+            # 'key: problem' from a constructor points at that key, when the config has it
+            key, sep, problem = text.partition(': ')
+            for key_node, value_node in items:
+                if sep and getattr(key_node, 'value', None) == key:
+                    raise self.error('!%s: %s' % (cls.__name__, problem), value_node,
+                                     _join(path, key))
+            raise self.error('!%s: %s' % (cls.__name__, text), node, path)
         self.components[id(node)] = obj
         return obj
 
@@ -390,6 +408,8 @@ def _shown(value, path):
         return '(the value of !Env %s)' % value.env_name
     if path and _SECRET_KEY.search(path.rsplit('.', 1)[-1]):
         return '(value hidden)'
+    if value is None:
+        return 'null'
     if isinstance(value, (dict, list)):
         return 'a mapping' if isinstance(value, dict) else 'a list'
     if inspect.isclass(type(value)) and type(value).__name__ in _REGISTRY:

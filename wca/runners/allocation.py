@@ -29,7 +29,7 @@ class AllocationRunnerConfig(MeasurementRunnerConfig):
     """MeasurementRunnerConfig plus: allocator (required), anomalies_storage,
     allocations_storage, action_delay (sets the interval when given) and
     allocation_configuration."""
-    allocator: Optional[Allocator] = None
+    allocator: Allocator = None  # required (checked in __post_init__)
     anomalies_storage: Storage = field(default_factory=LogStorage)
     allocations_storage: Storage = field(default_factory=LogStorage)
     action_delay: Optional[Numeric(0, 3600)] = None

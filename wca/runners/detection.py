@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 class DetectionRunnerConfig(MeasurementRunnerConfig):
     """MeasurementRunnerConfig plus: detector (required), anomalies_storage, and action_delay
     (the original agent's name for the interval; when given it sets the interval)."""
-    detector: Optional[AnomalyDetector] = None
+    detector: AnomalyDetector = None  # required (checked in __post_init__)
     anomalies_storage: Storage = field(default_factory=LogStorage)
     action_delay: Optional[Numeric(0, 3600)] = None
 

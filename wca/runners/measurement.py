@@ -42,7 +42,7 @@ class MeasurementRunnerConfig:
     proc_root, sys_root, cgroup_layout: where the kernel interfaces are (tests point these at
       fixture trees); the cgroup layout is detected from /proc/self/mounts by default.
     """
-    node: Optional[Node] = None
+    node: Node = None  # required: checked in __post_init__, so a flat runner can take config
     metrics_storage: Storage = field(default_factory=LogStorage)
     interval: Numeric(0, 3600) = 1.0
     extra_labels: Optional[Dict[str, str]] = None
