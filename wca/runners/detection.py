@@ -1,6 +1,5 @@
 """DetectionRunner: MeasurementRunner plus an anomaly detector, whose answers are encoded as
 metrics and stored in anomalies_storage."""
-import logging
 import time
 from typing import List, Optional
 
@@ -13,8 +12,6 @@ from wca.platforms import Platform
 from wca.runners.algorithm import call_algorithm
 from wca.runners.measurement import MeasurementRunner, MeasurementRunnerConfig, flat_or_config
 from wca.storage import LogStorage, Storage
-
-log = logging.getLogger(__name__)
 
 
 @dataclass

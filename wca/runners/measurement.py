@@ -113,7 +113,6 @@ class MeasurementRunner(Runner):
         self.config = config
         self._stop_event = threading.Event()
         self._errors = {}  # type: Dict[str, int]  counters shared with readers
-        self._storage_errors = {}  # type: Dict[str, int]
         self._tracked = {}  # type: Dict[str, _TrackedTask]
         self._missing = set()
         self._iterations = 0
@@ -310,7 +309,7 @@ class MeasurementRunner(Runner):
         for role, storage in self._storages():
             role_labels = dict(labels, storage=role)
             metrics.append(make(MetricName.WCA_STORAGE_ERRORS,
-                                self._storage_errors.get(role, 0), role_labels))
+                                errors.get('storage:' + role, 0), role_labels))
             dropped = getattr(storage, 'dropped_count', None)
             if callable(dropped):
                 metrics.append(make(MetricName.WCA_METRICS_DROPPED, dropped(), role_labels))
@@ -327,7 +326,7 @@ class MeasurementRunner(Runner):
             storage.store(metrics)
             self.report_recovery(role)
         except Exception as e:
-            self._storage_errors[role] = self._storage_errors.get(role, 0) + 1
+            self.count_error('storage:' + role)
             self.report_failure(role, '%s (%s) failed to store %d metrics: %s' % (
                 role, type(storage).__name__, len(metrics), e))
 
