@@ -19,7 +19,7 @@ from wca.components import register_components
 from wca.detectors import NOPAnomalyDetector
 from wca.metrics import export_metrics_from_measurements, MetricName
 from wca.runners import DetectionRunner, MeasurementRunner
-from wca.static_node import StaticNode
+from wca.nodes.static import StaticNode
 from wca.storage import LogStorage
 from wca.exposition import encode
 

@@ -4,7 +4,8 @@ import os
 
 from wca.allocations import current_allocations
 from wca.allocators import AllocationType as A
-from wca.cgroups import ALLOCATION_SOURCES, CgroupLayout, TaskCgroup
+from wca.cgroups import CgroupLayout, TaskCgroup
+from wca.cgroups.settings import ALLOCATION_SOURCES
 
 
 def test_real_v1_settings(cgroups):

@@ -5,7 +5,8 @@ import subprocess
 
 import pytest
 
-from wca.cgroups import CgroupLayout, CgroupNotFound, CgroupVanished, TaskCgroup, PAGE_SIZE
+from wca.cgroups import CgroupLayout, CgroupNotFound, CgroupVanished, TaskCgroup
+from wca.cgroups.measure import PAGE_SIZE
 from wca.metrics import MetricName as M
 
 

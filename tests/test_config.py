@@ -17,6 +17,7 @@ from conftest import REPO, plugin_env, wca_command, write_config
 
 from wca import config
 from wca.config import ConfigError, load_config_text
+from wca.runners import Runner
 
 
 def run_wca(*args, env=None, cwd=None, timeout=60):
@@ -457,7 +458,7 @@ def test_loggers_must_be_a_mapping(tmp_path):
      "module 'raising_at_import': RuntimeError: this plugin fails at import on purpose"),
     ('typed_components', "--register 'typed_components': expected [package.]module:ClassName"),
     ('typed_components:', "expected [package.]module:ClassName"),
-    ('shadowing:StaticNode', "component name 'StaticNode' is taken by wca.static_node."
+    ('shadowing:StaticNode', "component name 'StaticNode' is taken by wca.nodes.static."
      "StaticNode; cannot register shadowing.StaticNode"),
 ])
 def test_bad_register_options(tmp_path, spec, expected):
@@ -598,7 +599,7 @@ def test_seed_config_shapes_run(tmp_path):
 
 
 def test_yaml_anchor_builds_one_shared_instance(tmp_path):
-    loaded = load_config_text(EXTENDING_ANCHORS.format(tmp=tmp_path), 'anchors.yaml')
+    loaded = load_config_text(EXTENDING_ANCHORS.format(tmp=tmp_path), 'anchors.yaml', Runner)
     c = loaded['runner'].config
     assert c.metrics_storage is c.anomalies_storage is c.allocations_storage
 
@@ -639,7 +640,7 @@ runner: !MeasurementRunner
     <<: &common {tasks: [a], require_pids: false}
   extra_labels: {x: y}
 '''
-    loaded = load_config_text(text, 'merge.yaml')
+    loaded = load_config_text(text, 'merge.yaml', Runner)
     assert loaded['runner'].config.node.tasks == ['a']
 
 

@@ -168,7 +168,7 @@ def damaged(draw):
 def loads_or_config_error(text):
     """The property: a dict with a Runner and loggers, or ConfigError; anything else fails."""
     try:
-        loaded = load_config_text(text, 'fuzz.yaml')
+        loaded = load_config_text(text, 'fuzz.yaml', Runner)
     except ConfigError as e:
         assert str(e)  # it says something
         return 'error'

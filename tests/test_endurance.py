@@ -21,7 +21,7 @@ import pytest
 from wca.detectors import NOPAnomalyDetector
 from wca.nodes import Node, Task
 from wca.runners import DetectionRunner, MeasurementRunner
-from wca.static_node import CgroupDirectoryNode
+from wca.nodes.static import CgroupDirectoryNode
 from wca.storage import LogStorage
 
 PAGE = os.sysconf('SC_PAGE_SIZE')

@@ -355,7 +355,7 @@ def test_what_the_built_in_runners_need():
     from wca.allocators import NOPAllocator
     from wca.detectors import NOPAnomalyDetector
     from wca.runners import AllocationRunner, DetectionRunner, MeasurementRunner
-    from wca.static_node import StaticNode
+    from wca.nodes.static import StaticNode
     assert security.required_privileges(MeasurementRunner(node=StaticNode())) == []
     assert security.required_privileges(DetectionRunner(
         node=StaticNode(), detector=NOPAnomalyDetector())) == []

@@ -1,7 +1,7 @@
 """Discovery without an orchestrator: a static list, and the children of a cgroup directory."""
 import pytest
 
-from wca.static_node import CgroupDirectoryNode, StaticNode
+from wca.nodes.static import CgroupDirectoryNode, StaticNode
 
 
 def test_static_node_tasks_and_labels():

@@ -9,7 +9,7 @@ from typing import Dict, List, Tuple
 
 from wca import fsutil
 from wca.allocators import AllocationType, RDTAllocation, TaskAllocations, TasksAllocations
-from wca.cgroups import PERIOD_US, QUOTA_US, SHARES
+from wca.cgroups.settings import PERIOD_US, QUOTA_US, SHARES
 from wca.metrics import Metric, MetricName
 from wca.platforms import Platform
 

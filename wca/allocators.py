@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from wca.config import Numeric
 from wca.detectors import Anomaly, TasksData
 from wca.metrics import Metric
-from wca.nodes import TaskId
+from wca.nodes.base import TaskId
 from wca.platforms import Platform
 
 

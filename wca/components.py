@@ -1,16 +1,22 @@
-"""The built-in components, registered for `!ClassName` use in the config."""
+"""The composition root: the built-in components, registered for `!ClassName` use in the
+config. Only this module (and the command line) knows every part of the agent."""
 from wca import config
+from wca.allocators import AllocationConfiguration, NOPAllocator, RDTAllocation
+from wca.detectors import NOPAnomalyDetector
+from wca.nodes.static import CgroupDirectoryNode, StaticNode
+from wca.runners import (AllocationRunner, AllocationRunnerConfig, DetectionRunner,
+                         DetectionRunnerConfig, MeasurementRunner, MeasurementRunnerConfig)
+from wca.storage import FilterStorage, LogStorage
+
+BUILT_IN = (
+    MeasurementRunner, MeasurementRunnerConfig, DetectionRunner, DetectionRunnerConfig,
+    AllocationRunner, AllocationRunnerConfig,
+    StaticNode, CgroupDirectoryNode,
+    LogStorage, FilterStorage,
+    NOPAnomalyDetector, NOPAllocator, AllocationConfiguration, RDTAllocation,
+)
 
 
 def register_components():
-    from wca.allocators import AllocationConfiguration, NOPAllocator, RDTAllocation
-    from wca.detectors import NOPAnomalyDetector
-    from wca.runners import (AllocationRunner, AllocationRunnerConfig, DetectionRunner,
-                             DetectionRunnerConfig, MeasurementRunner, MeasurementRunnerConfig)
-    from wca.static_node import CgroupDirectoryNode, StaticNode
-    from wca.storage import FilterStorage, LogStorage
-    for component in (MeasurementRunner, MeasurementRunnerConfig, DetectionRunner,
-                      DetectionRunnerConfig, AllocationRunner, AllocationRunnerConfig,
-                      StaticNode, CgroupDirectoryNode, LogStorage, FilterStorage,
-                      NOPAnomalyDetector, NOPAllocator, AllocationConfiguration, RDTAllocation):
+    for component in BUILT_IN:
         config.register(component)

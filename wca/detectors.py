@@ -8,7 +8,7 @@ from typing import Dict, List, Optional, Tuple
 from dataclasses import dataclass, field
 
 from wca.metrics import Measurements, Metric, MetricName, MetricType
-from wca.nodes import Task, TaskId
+from wca.nodes.base import Task, TaskId
 from wca.platforms import Platform
 
 

@@ -11,6 +11,7 @@ import sys
 
 from wca import __version__, config, logger, security
 from wca.components import register_components
+from wca.runners.base import Runner
 
 log = logging.getLogger('wca.main')
 
@@ -74,7 +75,7 @@ def run(argv) -> int:
         register_components()
         for spec in args.register:
             config.register_from_spec(spec)
-        loaded = config.load_config(args.config)
+        loaded = config.load_config(args.config, Runner)
     except config.ConfigError as e:
         return fail('error: %s' % e, EXIT_CONFIG)
     # Levels from the config file apply unless the command line set the same module.

@@ -66,12 +66,10 @@ def perf_event_paranoid(proc: str = '/proc') -> Optional[int]:
 
 
 def required_privileges(runner) -> List[Privilege]:
-    """What the configured runner needs; plugin runners may define required_privileges()."""
+    """What the configured runner needs: runners declare it with required_privileges()
+    (plugin runners may too); a runner without that method needs nothing."""
     own = getattr(runner, 'required_privileges', None)
-    if callable(own):
-        return list(own())
-    from wca.runners.allocation import AllocationRunner
-    return [DAC_OVERRIDE] if isinstance(runner, AllocationRunner) else []
+    return list(own()) if callable(own) else []
 
 
 def missing_privileges(needed: List[Privilege], proc: str = '/proc') -> List[Privilege]:

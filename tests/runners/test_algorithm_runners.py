@@ -7,7 +7,7 @@ from wca.detectors import (AnomalyDetector, ContendedResource, ContentionAnomaly
                            NOPAnomalyDetector, _create_uuid_from_tasks_ids)
 from wca.metrics import Metric
 from wca.runners import AllocationRunner, AllocationRunnerConfig, DetectionRunner
-from wca.static_node import StaticNode
+from wca.nodes.static import StaticNode
 
 
 class ContentionDetector(AnomalyDetector):

@@ -6,7 +6,7 @@ import threading
 from conftest import promtool_check, stop_process, wca_command, write_config
 from wca.nodes import Node, Task
 from wca.runners.measurement import MeasurementRunner
-from wca.static_node import CgroupDirectoryNode, StaticNode
+from wca.nodes.static import CgroupDirectoryNode, StaticNode
 from wca.storage import FailedDeliveryException, LogStorage, Storage
 
 

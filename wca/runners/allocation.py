@@ -10,16 +10,20 @@ from typing import List, Optional
 
 from dataclasses import dataclass, field
 
+from wca import security
 from wca.allocations import allocations_to_metrics, current_allocations, validate_allocations
 from wca.allocators import AllocationConfiguration, Allocator
-from wca.cgroups import ALLOCATION_SOURCES, CgroupNotFound, CgroupVanished, TaskCgroup
+from wca.cgroups.layout import CgroupNotFound, CgroupVanished
+from wca.cgroups.measure import TaskCgroup
+from wca.cgroups.settings import ALLOCATION_SOURCES
 from wca.config import Numeric
 from wca.detectors import TasksData
 from wca.metrics import Metric, MetricName
 from wca.platforms import Platform
 from wca.runners.algorithm import call_algorithm
 from wca.runners.measurement import MeasurementRunner, MeasurementRunnerConfig, flat_or_config
-from wca.storage import LogStorage, Storage
+from wca.storage.base import Storage
+from wca.storage.log import LogStorage
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,9 @@ class AllocationRunner(MeasurementRunner):
         self.last_allocations = {}
         self._told_not_applied = False
         self._settings = {}  # task id -> TaskCgroup reading its current settings
+
+    def required_privileges(self):
+        return super().required_privileges() + [security.DAC_OVERRIDE]
 
     def _storages(self):
         return super()._storages() + [('anomalies_storage', self.config.anomalies_storage),

@@ -11,7 +11,8 @@ from wca.metrics import Metric, MetricName
 from wca.platforms import Platform
 from wca.runners.algorithm import call_algorithm
 from wca.runners.measurement import MeasurementRunner, MeasurementRunnerConfig, flat_or_config
-from wca.storage import LogStorage, Storage
+from wca.storage.base import Storage
+from wca.storage.log import LogStorage
 
 
 @dataclass

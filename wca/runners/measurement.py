@@ -14,16 +14,19 @@ from typing import Dict, List, Optional, Tuple
 from dataclasses import dataclass, field, fields, MISSING
 
 from wca import __version__, fsutil, sdnotify
-from wca.cgroups import CgroupLayout, CgroupNotFound, CgroupVanished, TaskCgroup
+from wca.cgroups.layout import CgroupLayout, CgroupNotFound, CgroupVanished
+from wca.cgroups.measure import TaskCgroup
 from wca.config import Numeric, Path
 from wca.detectors import TaskData, TasksData
 from wca.exposition import sanitize_label_name
 from wca.logger import counter as log_counter
 from wca.metrics import Metric, MetricName, export_metrics_from_measurements
-from wca.nodes import Node, Task
+from wca.nodes.base import Node, Task
 from wca.platforms import Platform, PlatformCollector, hostname
-from wca.runners import Runner
-from wca.storage import LogStorage, Storage
+from wca.runners.base import Runner
+from wca.security import Privilege
+from wca.storage.base import Storage
+from wca.storage.log import LogStorage
 
 log = logging.getLogger(__name__)
 
@@ -314,6 +317,10 @@ class MeasurementRunner(Runner):
             if callable(dropped):
                 metrics.append(make(MetricName.WCA_METRICS_DROPPED, dropped(), role_labels))
         return metrics
+
+    def required_privileges(self) -> List[Privilege]:
+        """What the configured features need beyond reading files (see wca.security)."""
+        return []
 
     def _storages(self) -> List[Tuple[str, Storage]]:
         return [('metrics_storage', self.config.metrics_storage)]

@@ -5,8 +5,8 @@ from typing import Dict, List, Optional
 
 from dataclasses import dataclass, field
 
-from wca.cgroups import CgroupLayout
-from wca.nodes import Node, Task
+from wca.cgroups.layout import CgroupLayout
+from wca.nodes.base import Node, Task
 
 log = logging.getLogger(__name__)
 
