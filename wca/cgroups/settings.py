@@ -1,6 +1,6 @@
 """Each allocation setting's files on cgroup v1 and v2: what a task is given now (read for
 TaskData.allocations)."""
-from wca.cgroups.measure import Parser, single
+from wca.cgroups.measure import single
 
 # What a task is given now (for TaskData.allocations), raw as the kernel has it; see
 # wca.allocations.current_allocations for the contract's units.
@@ -38,5 +38,3 @@ ALLOCATION_SOURCES = [
     ('cpuset_mems', 'v2:cpuset', 'cpuset.mems.effective', _text('cpuset_mems')),
     ('memory_migrate', 'cpuset', 'cpuset.memory_migrate', single('cpuset_memory_migrate')),
 ]
-
-

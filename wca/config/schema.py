@@ -3,7 +3,6 @@
 
 Imports nothing of wca, so any module can annotate its constructor with these.
 """
-import difflib
 import enum
 import importlib
 import inspect
@@ -11,7 +10,7 @@ import os
 import re
 import sys
 import typing
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict
 
 REGISTRY = {}  # type: Dict[str, type]
 _SECRET_KEY = re.compile(r'pass|secret|token|credential|auth', re.IGNORECASE)
