@@ -37,7 +37,8 @@ def test_v2_settings(tmp_path):
     (tmp_path / 'cgroup.controllers').write_text('cpuset cpu io memory pids\n')
     task = tmp_path / 'task'
     task.mkdir()
-    for filename, value in (('cpu.max', '150000 100000\n'), ('cpu.weight', '100\n'),
+    for filename, value in (('cgroup.controllers', 'cpuset cpu io memory pids\n'),
+                            ('cpu.max', '150000 100000\n'), ('cpu.weight', '100\n'),
                             ('cpuset.cpus', '\n'), ('cpuset.cpus.effective', '0-3\n'),
                             ('cpuset.mems.effective', '0\n')):
         (task / filename).write_text(value)

@@ -55,7 +55,8 @@ def test_real_v1_cgroup_measures_cpu_and_memory(cgroups):
     assert m[M.TASK_MEM_MAX_USAGE_BYTES] >= m[M.TASK_MEM_USAGE_BYTES]
     assert m[M.TASK_MEM_PAGE_FAULTS] > 1000  # 8 MiB of fresh pages
     assert sum(m[M.TASK_MEM_NUMA_PAGES].values()) * PAGE_SIZE >= 8 << 20
-    assert m[M.TASK_MEM_LIMIT_BYTES] > 1 << 40  # unlimited
+    assert M.TASK_MEM_LIMIT_BYTES not in m  # unlimited: left out, as v2 "max" is
+    assert M.TASK_MEM_SOFT_LIMIT_BYTES not in m
     for key in (M.TASK_CPU_PERIODS, M.TASK_CPU_THROTTLED_PERIODS, M.TASK_CPU_THROTTLED_SECONDS):
         assert m[key] == 0  # no quota set
 
@@ -141,11 +142,15 @@ V2_NUMA_STAT = ('anon N0=%d N1=%d\nfile N0=%d N1=0\nkernel_stack N0=16384 N1=0\n
                 % (PAGE_SIZE * 10, PAGE_SIZE * 2, PAGE_SIZE * 5)).encode()
 
 
-def make_v2_tree(root, name='task1', peak=True, memory_max=b'max\n'):
+def make_v2_tree(root, name='task1', peak=True, memory_max=b'max\n', enabled=b'cpu memory'):
+    """A cgroup2 mount laid out as the kernel does: the root's controllers and subtree_control,
+    and a task directory whose cgroup.controllers lists what its parent enabled for it."""
     (root / 'cgroup.controllers').write_bytes(b'cpuset cpu io memory pids\n')
+    (root / 'cgroup.subtree_control').write_bytes(enabled + b'\n')
     task = root / name
     task.mkdir()
-    files = {'cgroup.procs': b'', 'cpu.stat': V2_CPU_STAT, 'memory.current': b'3211264\n',
+    files = {'cgroup.controllers': enabled + b'\n', 'cgroup.procs': b'', 'cpu.stat': V2_CPU_STAT,
+             'memory.current': b'3211264\n',
              'memory.max': memory_max, 'memory.low': b'1048576\n', 'memory.stat': V2_MEMORY_STAT,
              'memory.numa_stat': V2_NUMA_STAT}
     if peak:
@@ -213,3 +218,52 @@ def test_list_cgroups_unions_hierarchies(tmp_path):
     assert layout.list_cgroups('/', 1) == ['/a', '/b', '/c']
     assert layout.list_cgroups('/', 2) == ['/a', '/a/x', '/b', '/c']
     assert layout.list_cgroups('/a', 1) == ['/a/x']
+
+
+def test_v2_controller_enabled_later_is_measured_from_then_on(tmp_path):
+    """Runtimes enable controllers (cgroup.subtree_control) after making the directory: until
+    memory is enabled its files are absent; once it is, its metrics appear."""
+    layout = make_v2_tree(tmp_path, enabled=b'cpu')
+    task_dir = tmp_path / 'task1'
+    memory_files = {name: (task_dir / name).read_bytes() for name in os.listdir(str(task_dir))
+                    if name.startswith('memory.')}
+    for name in memory_files:
+        (task_dir / name).unlink()
+    task = TaskCgroup('/task1', layout)
+    m = task.measure()
+    assert M.TASK_CPU_USAGE_SECONDS in m and M.TASK_MEM_USAGE_BYTES not in m
+    assert task.measure().keys() == m.keys()  # still waiting, nothing new
+    for name, content in memory_files.items():
+        (task_dir / name).write_bytes(content)
+    (task_dir / 'cgroup.controllers').write_bytes(b'cpu memory\n')
+    m = task.measure()
+    assert m[M.TASK_MEM_USAGE_BYTES] == 3211264 and m[M.TASK_MEM_NUMA_PAGES] == {0: 15, 1: 2}
+
+
+def test_v2_file_the_kernel_lacks_is_not_looked_for_again(tmp_path):
+    layout = make_v2_tree(tmp_path, peak=False)
+    task = TaskCgroup('/task1', layout)
+    assert not any(f.endswith('memory.peak') for f in task.files)
+    (tmp_path / 'task1' / 'memory.peak').write_bytes(b'1\n')  # not a kernel that grows files
+    assert M.TASK_MEM_MAX_USAGE_BYTES not in task.measure()
+
+
+def test_v1_hierarchy_created_later_is_measured_from_then_on(cgroups):
+    """A real cgroup made in cpuacct first and in memory afterwards, as container runtimes do
+    one hierarchy after another: memory metrics appear once the memory directory exists."""
+    relative = cgroups.parent + '/late'
+    cpuacct = cgroups.layout.v1['cpuacct'] + relative
+    memory = cgroups.layout.v1['memory'] + relative
+    os.mkdir(cpuacct)
+    try:
+        task = TaskCgroup(relative, CgroupLayout(dict(cgroups.layout.v1)))
+        m = task.measure()
+        assert M.TASK_CPU_USAGE_SECONDS in m and M.TASK_MEM_USAGE_BYTES not in m
+        os.mkdir(memory)
+        try:
+            m = task.measure()
+            assert m[M.TASK_MEM_USAGE_BYTES] >= 0 and M.TASK_MEM_PAGE_FAULTS in m
+        finally:
+            os.rmdir(memory)
+    finally:
+        os.rmdir(cpuacct)

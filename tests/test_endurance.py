@@ -270,10 +270,10 @@ def _churn_run(cgroups, tmp_path, seconds, iterations, target, detection):
 
     live_ids = {path.strip('/') for path in base}
     assert set(runner.task_labels()) == live_ids
-    assert set(runner._tracked) == live_ids
-    assert not runner._missing
-    assert set(p.strip('/') for p in node.inner._known) == live_ids
-    assert task_ids_in(open(output).read()) == live_ids
+    assert {task.task_id for task in node.inner.get_tasks()} == live_ids
+    text = open(output).read()
+    assert task_ids_in(text) == live_ids
+    assert sample_value(text, 'wca_tasks_waiting') == 0
     kept = reachable(runner, node.inner, exclude=[node])  # not the test's wrapper
     leftovers = mentions(kept, churn.removed)
     assert not leftovers, 'the agent still keeps %d strings about removed tasks, e.g. %r' % (
@@ -283,10 +283,18 @@ def _churn_run(cgroups, tmp_path, seconds, iterations, target, detection):
 
     assert open_fds() <= fds, 'file descriptors leaked: %d -> %d' % (fds, open_fds())
     assert native_threads() == threads and threading.active_count() == py_threads
-    assert runner._errors.get('vanished', 0) > 0  # the race was really run
+    assert sample_value(text, 'wca_tasks_vanished_total') > 0  # the race was really run
     return {'iterations': count, 'removed': len(churn.removed), 'rss_start': rss_start,
             'rss_end': rss_mb(), 'rss_samples': rss_samples, 'kept_start': kept_start,
             'kept_end': len(kept)}
+
+
+def sample_value(text, name):
+    """The value of the sample of metric `name` (with any labels) in exposition text."""
+    for line in text.splitlines():
+        if line.startswith(name + '{') or line.startswith(name + ' '):
+            return float(line.rsplit(' ', 1)[1] if '}' not in line else line.rsplit('} ', 1)[1].split()[0])
+    raise AssertionError('no sample of %s' % name)
 
 
 @pytest.mark.parametrize('detection', [False, True], ids=['measurement', 'detection'])

@@ -163,7 +163,7 @@ def test_signals_stop_the_loop_cleanly(tmp_path, sig, interval):
     finally:
         stop_process(process, signal.SIGKILL)
     assert process.returncode == 0, stderr
-    assert 'received %s, stopping' % sig.name in stderr
+    assert 'stopped by %s' % sig.name in stderr
     assert 'Traceback' not in stderr and 'KeyboardInterrupt' not in stderr
 
 

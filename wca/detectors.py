@@ -81,7 +81,8 @@ class ContentionAnomaly(Anomaly):
                                       uuid=anomaly_uuid, type=self.anomaly_type))
                    for contending in self.contending_task_ids]
         for metric in self.metrics:
-            metric.labels.update(uuid=anomaly_uuid, type='anomaly')
+            # A new dict: the detector's metric may share its labels with a task's metrics.
+            metric.labels = dict(metric.labels, uuid=anomaly_uuid, type='anomaly')
             metrics.append(metric)
         return metrics
 

@@ -35,15 +35,6 @@ def read_int(path: str) -> int:
     return int(read_bytes(path))
 
 
-def write_text(path: str, value: str) -> None:
-    """One write() of the whole value, as the kernel interfaces expect."""
-    fd = os.open(path, os.O_WRONLY | getattr(os, 'O_CLOEXEC', 0))
-    try:
-        os.write(fd, value.encode())
-    finally:
-        os.close(fd)
-
-
 def stat_value(data: bytes, key: bytes) -> Optional[int]:
     """The integer after `key ` at the start of a line of a `key value` file, or None."""
     if data.startswith(key + b' '):
@@ -55,16 +46,6 @@ def stat_value(data: bytes, key: bytes) -> Optional[int]:
         start += len(key) + 2
     end = data.find(b'\n', start)
     return int(data[start:end] if end >= 0 else data[start:])
-
-
-def parse_key_values(data: bytes) -> Dict[str, int]:
-    """Parses a whole `key value` per line file (cpu.stat, memory.stat)."""
-    result = {}
-    for line in data.split(b'\n'):
-        key, _, value = line.partition(b' ')
-        if value:
-            result[key.decode()] = int(value)
-    return result
 
 
 def parse_meminfo(data: bytes, prefix: bytes = b'') -> Dict[str, int]:

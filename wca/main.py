@@ -95,22 +95,26 @@ def run(argv) -> int:
         if missing:
             return fail(security.describe_missing(missing), EXIT_REFUSED)
 
-    _install_signal_handlers(runner)
+    received = _install_signal_handlers(runner)
     log.debug('starting %s', type(runner).__name__)
     try:
         status = runner.run()
     except KeyboardInterrupt:
         status = EXIT_OK
+    if received:
+        log.info('stopped by %s', signal.Signals(received[0]).name)
     return EXIT_OK if status is None else int(status)
 
 
-def _install_signal_handlers(runner):
+def _install_signal_handlers(runner) -> list:
     """SIGTERM/SIGINT end the loop after the current iteration (exit 0). A plugin runner
-    without stop() is interrupted with SystemExit(0)."""
+    without stop() is interrupted with SystemExit(0). The handler only records the signal:
+    logging from it could land in the middle of a metrics write to stderr."""
     stop = getattr(runner, 'stop', None)
+    received = []
 
     def handler(signum, frame):
-        log.info('received %s, stopping', signal.Signals(signum).name)
+        received.append(signum)
         if callable(stop):
             stop()
         else:
@@ -118,6 +122,7 @@ def _install_signal_handlers(runner):
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+    return received
 
 
 if __name__ == '__main__':

@@ -61,6 +61,7 @@ class MetricName(str, Enum):
     WCA_UP = 'wca_up'
     WCA_INFORMATION = 'wca_information'
     WCA_TASKS = 'wca_tasks'
+    WCA_TASKS_WAITING = 'wca_tasks_waiting'
     WCA_MEM_USAGE_BYTES = 'wca_mem_usage_bytes'
     WCA_DURATION_SECONDS = 'wca_duration_seconds'
     WCA_ITERATIONS = 'wca_iterations_total'
@@ -162,6 +163,8 @@ METRICS_METADATA = {
     MetricName.WCA_INFORMATION: _M(
         'Always 1; labels carry the agent version, host, CPU model and platform topology.', G),
     MetricName.WCA_TASKS: _M('Number of tasks measured in this iteration.', G),
+    MetricName.WCA_TASKS_WAITING: _M(
+        'Number of tasks the node reported whose cgroup does not exist (yet): not measured.', G),
     MetricName.WCA_MEM_USAGE_BYTES: _M('Resident memory of the agent process.', G),
     MetricName.WCA_DURATION_SECONDS: _M(
         'Time the agent spent in this iteration, from discovery to storage (excluding this store).', G),
@@ -257,17 +260,3 @@ def _flatten(out, name, value, labels, levels, depth, mtype, mhelp):
             _flatten(out, name, sub, sub_labels, levels, depth + 1, mtype, mhelp)
         else:
             out.append(Metric(name, sub, sub_labels, mtype, mhelp))
-
-
-def merge_measurements(measurements_list: List[Measurements]) -> Measurements:
-    """Sums measurements of several cgroups (a task's subcgroups) into one."""
-    merged = {}
-    for measurements in measurements_list:
-        for name, value in measurements.items():
-            if isinstance(value, dict):
-                target = merged.setdefault(name, {})
-                for key, sub in value.items():
-                    target[key] = target.get(key, 0) + sub
-            else:
-                merged[name] = merged.get(name, 0) + value
-    return merged

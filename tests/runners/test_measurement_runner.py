@@ -84,7 +84,8 @@ def test_vanished_task_is_dropped_and_counted(cgroups, caplog):
     assert storage.value('wca_tasks_vanished_total') == 1
     assert storage.value('wca_tasks') == 1
     assert len([r for r in caplog.records if 'not measured until it appears' in r.getMessage()]) == 1
-    assert gone.strip('/') not in runner._tracked
+    assert gone.strip('/') not in runner.task_labels()
+    assert storage.value('wca_tasks_waiting') == 1  # listed by the node, no cgroup
 
 
 def test_failing_storage_is_counted_and_the_loop_goes_on(cgroups, caplog):

@@ -7,6 +7,7 @@ from typing import Callable, Dict, List, Optional, Set, Tuple  # noqa: F401 (typ
 from wca import fsutil
 from wca.cgroups.layout import GONE, CgroupLayout, CgroupNotFound, CgroupVanished, source_directory
 from wca.metrics import MetricName, Measurements
+from wca.sources import TaskSource, TaskSourceFactory
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = os.sysconf('SC_PAGE_SIZE')
@@ -101,6 +102,19 @@ def _v2_numa_stat(data, m):
     m[MetricName.TASK_MEM_NUMA_PAGES] = pages
 
 
+# v1 reports "no limit" as the largest page-aligned counter (9223372036854771712 with 4 KiB
+# pages); v2 says "max". Both mean the same: the metric is left out. No real limit is near 2^62.
+_V1_UNLIMITED = 1 << 62
+
+
+def _v1_limit(name):
+    def parse(data, m):
+        value = int(data)
+        if value < _V1_UNLIMITED:
+            m[name] = value
+    return parse
+
+
 def _v2_limit(name):
     def parse(data, m):
         data = data.strip()
@@ -120,10 +134,10 @@ _SOURCES = [
     ('memory_max_usage', 'memory', 'memory.max_usage_in_bytes',
      single(MetricName.TASK_MEM_MAX_USAGE_BYTES)),
     ('memory_max_usage', 'v2:memory', 'memory.peak', single(MetricName.TASK_MEM_MAX_USAGE_BYTES)),
-    ('memory_limit', 'memory', 'memory.limit_in_bytes', single(MetricName.TASK_MEM_LIMIT_BYTES)),
+    ('memory_limit', 'memory', 'memory.limit_in_bytes', _v1_limit(MetricName.TASK_MEM_LIMIT_BYTES)),
     ('memory_limit', 'v2:memory', 'memory.max', _v2_limit(MetricName.TASK_MEM_LIMIT_BYTES)),
     ('memory_soft_limit', 'memory', 'memory.soft_limit_in_bytes',
-     single(MetricName.TASK_MEM_SOFT_LIMIT_BYTES)),
+     _v1_limit(MetricName.TASK_MEM_SOFT_LIMIT_BYTES)),
     ('memory_soft_limit', 'v2:memory', 'memory.low', _v2_limit(MetricName.TASK_MEM_SOFT_LIMIT_BYTES)),
     ('memory_stat', 'memory', 'memory.stat', _v1_memory_stat),
     ('memory_stat', 'v2:memory', 'memory.stat', _v2_memory_stat),
@@ -132,43 +146,70 @@ _SOURCES = [
 ]
 
 
-class TaskCgroup:
-    """Reads one task's cgroup metrics (or, with ALLOCATION_SOURCES, its current settings):
-    the file list is fixed when the task first appears."""
+class TaskCgroup(TaskSource):
+    """Reads one task's cgroup metrics (or, with ALLOCATION_SOURCES, its current settings).
+
+    The files are chosen when the task first appears: per group, the first source whose file
+    exists. A group whose directory does not exist yet (container runtimes create the v1
+    hierarchies one after another), or whose v2 controller is not enabled yet, is looked for
+    again on every later iteration until it is found; a file the kernel lacks is not."""
 
     def __init__(self, cgroup_path: str, layout: CgroupLayout, errors: Optional[Dict] = None,
                  sources=None):
         self.cgroup_path = cgroup_path
         self.layout = layout
         self.errors = errors if errors is not None else {}
+        self._table = sources or _SOURCES
         self._reads = []  # type: List[Tuple[str, str, Parser]]
         self._failed = set()  # type: Set[str]  files already reported as failing
-        exists = {}  # directory -> bool, one stat per directory
-        chosen = set()
-        for group, controller, filename, parser in (sources or _SOURCES):
-            if group in chosen:
+        self._pending = {group for group, _, _, _ in self._table}
+        if not self._resolve():
+            raise CgroupNotFound(cgroup_path, layout.hierarchies() or ['(no cgroup mounts)'])
+        if self._pending:
+            log.debug('cgroup %s: waiting for %s', cgroup_path, ', '.join(sorted(self._pending)))
+
+    def _resolve(self) -> bool:
+        """Chooses a file for each pending group that can be read now; a group stays pending
+        while a source of it may still appear. True when any directory of the task exists."""
+        available = {}  # (directory, controller) -> bool: one check each
+        chosen, waiting, any_directory = set(), set(), False
+        for group, controller, filename, parser in self._table:
+            if group not in self._pending or group in chosen:
                 continue
-            directory = source_directory(layout, controller, cgroup_path)
+            directory = source_directory(self.layout, controller, self.cgroup_path)
             if directory is None:
                 continue
-            if directory not in exists:
-                exists[directory] = os.path.isdir(directory)
-            if not exists[directory]:
+            key = (directory, controller)
+            if key not in available:
+                available[key] = _available(directory, controller)
+            if available[key] is None:
+                waiting.add(group)  # the directory or its v2 controller may still come
+                continue
+            any_directory = True
+            if not available[key]:
+                waiting.add(group)
                 continue
             path = directory + '/' + filename
             if os.path.exists(path):
                 chosen.add(group)
                 self._reads.append((path, directory, parser))
-        if not any(exists.values()):
-            raise CgroupNotFound(cgroup_path, layout.hierarchies() or ['(no cgroup mounts)'])
+        self._pending = waiting - chosen
+        return any_directory or bool(self._reads)
 
     @property
     def files(self) -> List[str]:
         return [path for path, _, _ in self._reads]
 
-    def measure(self) -> Measurements:
+    def measure(self, measurements: Optional[Measurements] = None) -> Measurements:
         """Reads every file once. A file that fails drops only its own metrics."""
-        measurements = {}  # type: Measurements
+        if measurements is None:
+            measurements = {}
+        if self._pending:
+            before = len(self._reads)
+            self._resolve()
+            for path, _, _ in self._reads[before:]:
+                log.info('cgroup %s: %s exists now; its metrics are measured from now on',
+                         self.cgroup_path, path)
         for path, directory, parser in self._reads:
             try:
                 data = fsutil.read_bytes(path)
@@ -188,3 +229,28 @@ class TaskCgroup:
         if path not in self._failed:  # once per file, not once per iteration
             self._failed.add(path)
             log.warning('cannot read %s: %s (its metrics are dropped)', path, reason)
+
+
+def _available(directory: str, controller: str) -> Optional[bool]:
+    """None: the directory does not exist; False: it does, but the v2 controller is not
+    enabled in it (yet); True: its files can be read."""
+    if not os.path.isdir(directory):
+        return None
+    wanted = controller[3:] if controller.startswith('v2:') else ''
+    if not wanted:
+        return True
+    try:
+        return wanted in fsutil.read_bytes(directory + '/cgroup.controllers').decode().split()
+    except OSError:
+        return False
+
+
+class CgroupSourceFactory(TaskSourceFactory):
+    """Each task's cgroup files (the default metric set)."""
+
+    def __init__(self, layout: CgroupLayout, errors: Dict[str, int]):
+        self.layout = layout
+        self.errors = errors
+
+    def open(self, task) -> TaskCgroup:
+        return TaskCgroup(task.cgroup_path, self.layout, self.errors)

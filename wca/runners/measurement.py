@@ -14,8 +14,8 @@ from typing import Dict, List, Optional, Tuple
 from dataclasses import dataclass, field, fields, MISSING
 
 from wca import __version__, fsutil, sdnotify
-from wca.cgroups.layout import CgroupLayout, CgroupNotFound, CgroupVanished
-from wca.cgroups.measure import TaskCgroup
+from wca.cgroups.layout import CgroupLayout, CgroupVanished
+from wca.cgroups.measure import CgroupSourceFactory
 from wca.config import Numeric, Path
 from wca.detectors import TaskData, TasksData
 from wca.exposition import sanitize_label_name
@@ -24,7 +24,9 @@ from wca.metrics import Metric, MetricName, export_metrics_from_measurements
 from wca.nodes.base import Node, Task
 from wca.platforms import Platform, PlatformCollector, hostname
 from wca.runners.base import Runner
+from wca.runners.tasks import TaskTracker
 from wca.security import Privilege
+from wca.sources import PlatformSource, TaskSourceFactory
 from wca.storage.base import Storage
 from wca.storage.log import LogStorage
 
@@ -91,16 +93,6 @@ def flat_or_config(config_class):
     return decorate
 
 
-class _TrackedTask:
-    """What the runner keeps per task between iterations: its files and its label set."""
-    __slots__ = ('task', 'cgroup', 'labels')
-
-    def __init__(self, task: Task, cgroup: TaskCgroup, labels: Dict[str, str]):
-        self.task = task
-        self.cgroup = cgroup
-        self.labels = labels
-
-
 @flat_or_config(MeasurementRunnerConfig)
 class MeasurementRunner(Runner):
     """Measures the platform and every task each interval and stores the metrics."""
@@ -115,13 +107,14 @@ class MeasurementRunner(Runner):
             raise ValueError('config must be !%s' % self.CONFIG_CLASS.__name__)
         self.config = config
         self._stop_event = threading.Event()
-        self._errors = {}  # type: Dict[str, int]  counters shared with readers
-        self._tracked = {}  # type: Dict[str, _TrackedTask]
-        self._missing = set()
+        self._errors = {}  # type: Dict[str, int]  counters shared with the sources
+        self._tasks = None  # type: Optional[TaskTracker]
+        self._platform_sources = []  # type: List[PlatformSource]
         self._iterations = 0
         self._platform = None  # type: Optional[PlatformCollector]
         self._layout = None  # type: Optional[CgroupLayout]
         self._failing = {}  # type: Dict[str, str]  what is failing now, to log changes only
+        self._stores = {}  # type: Dict[int, list]  storage id -> [storage, roles, metrics]
         self.common_labels = {}  # type: Dict[str, str]
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -131,7 +124,7 @@ class MeasurementRunner(Runner):
         self._stop_event.set()
 
     def setup(self):
-        """Work done once: cgroup layout, platform topology, common labels."""
+        """Work done once: cgroup layout, platform topology, common labels, sources."""
         if self._platform is not None:
             return
         c = self.config
@@ -143,9 +136,39 @@ class MeasurementRunner(Runner):
             self.common_labels[sanitize_label_name(key)] = str(value)
         self._information_labels = dict(self.common_labels, wca_version=__version__,
                                         **self._platform.information_labels())
+        self._tasks = TaskTracker(self._task_source_factories(), self._task_labels,
+                                  self.count_error)
+        self._platform_sources = self._platform_source_list()
         log.info('wca %s: %d CPUs, %d NUMA nodes; cgroup v1 controllers: %s; cgroup2: %s',
                  __version__, self._platform.topology.cpus, len(self._platform.topology.node_cpus),
                  ', '.join(sorted(self._layout.v1)) or 'none', self._layout.unified or 'none')
+
+    def _task_source_factories(self) -> List[TaskSourceFactory]:
+        """What is measured per task, by the configured features (opened per task)."""
+        return [CgroupSourceFactory(self._layout, self._errors)]
+
+    def _platform_source_list(self) -> List[PlatformSource]:
+        """What is measured for the node beyond PlatformCollector, by the configured features."""
+        return []
+
+    def close(self):
+        """Releases every task's and the platform's sources, and the storages' resources."""
+        if self._tasks is not None:
+            self._tasks.close()
+            self._tasks = None
+        for source in self._platform_sources:
+            try:
+                source.close()
+            except Exception:
+                log.exception('closing %s failed', type(source).__name__)
+        self._platform_sources = []
+        for role, storage in self._storages():
+            close = getattr(storage, 'close', None)
+            if callable(close):
+                try:
+                    close()
+                except Exception as e:
+                    log.error('%s (%s): closing failed: %s', role, type(storage).__name__, e)
 
     def run(self) -> int:
         self.setup()
@@ -164,10 +187,25 @@ class MeasurementRunner(Runner):
                 delay = started + interval - time.monotonic()
                 if delay < 0 < interval:
                     log.debug('iteration took %.3fs, longer than the interval', interval - delay)
-                self._stop_event.wait(max(0.0, delay))
+                self._wait(max(0.0, delay))
         finally:
             sdnotify.notify('STOPPING=1')
+            self.close()
         return 0
+
+    def _wait(self, seconds: float):
+        """Waits for the next iteration or a stop, pinging systemd's watchdog meanwhile: the
+        interval may be longer than WatchdogSec."""
+        period = sdnotify.watchdog_period()
+        deadline = time.monotonic() + seconds
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or period is None:
+                self._stop_event.wait(max(0.0, left))
+                return
+            if self._stop_event.wait(min(left, period)):
+                return
+            sdnotify.notify('WATCHDOG=1')
 
     # --- one iteration -------------------------------------------------------------------
 
@@ -193,12 +231,15 @@ class MeasurementRunner(Runner):
         self._iterations += 1
         tasks = self._discover()
         platform = self._platform.collect()
+        for source in self._platform_sources:
+            source.collect(platform.measurements)
         tasks_data, task_metrics = self._measure(tasks, platform.timestamp)
         metrics = export_metrics_from_measurements(platform.measurements, self.common_labels)
         metrics.extend(task_metrics)
         metrics.extend(self._iterate_body(platform, tasks_data))
         metrics.extend(self._internal_metrics(len(tasks_data), time.monotonic() - started))
         self.store(self.config.metrics_storage, metrics, 'metrics_storage')
+        self._flush()
         return metrics
 
     def _iterate_body(self, platform: Platform, tasks_data: TasksData) -> List[Metric]:
@@ -216,25 +257,6 @@ class MeasurementRunner(Runner):
                 type(self.config.node).__name__, e))
             return []
 
-    def _sync(self, tasks: List[Task]) -> Dict[str, _TrackedTask]:
-        """Matches this iteration's tasks to what is kept by id; new tasks get set up once."""
-        tracked, missing = {}, set()
-        for task in tasks:
-            state = self._tracked.get(task.task_id)
-            if state is None or (state.task is not task and state.task != task):
-                try:
-                    cgroup = TaskCgroup(task.cgroup_path, self._layout, self._errors)
-                except CgroupNotFound as e:
-                    missing.add(task.task_id)
-                    if task.task_id not in self._missing:
-                        log.warning('task %s: %s; not measured until it appears',
-                                    task.task_id, e)
-                    continue
-                state = _TrackedTask(task, cgroup, self._task_labels(task))
-            tracked[task.task_id] = state
-        self._missing = missing
-        return tracked
-
     def _task_labels(self, task: Task) -> Dict[str, str]:
         labels = dict(self.common_labels)
         for key, value in task.labels.items():
@@ -244,13 +266,15 @@ class MeasurementRunner(Runner):
         return labels
 
     def _measure(self, tasks: List[Task], now: float) -> Tuple[TasksData, List[Metric]]:
-        tracked = self._sync(tasks)
+        tracked = self._tasks.sync(tasks)
         tasks_data = {}
         metrics = []
         vanished = []
         for task_id, state in tracked.items():
+            measurements = {}
             try:
-                measurements = state.cgroup.measure()
+                for source in state.sources:
+                    source.measure(measurements)
             except CgroupVanished as e:
                 vanished.append(task_id)
                 log.info('task %s dropped from this iteration: %s', task_id, e)
@@ -262,29 +286,30 @@ class MeasurementRunner(Runner):
                 measurements[MetricName.TASK_SUBCONTAINERS] = len(task.subcgroups_paths)
             if task.resources:
                 _requested(task.resources, measurements)
+            # Algorithms get copies: what they change must not leak into the node's tasks.
             tasks_data[task_id] = TaskData(
                 name=task.name, task_id=task_id, cgroup_path=task.cgroup_path,
-                subcgroups_paths=task.subcgroups_paths, labels=task.labels,
-                resources=task.resources, measurements=measurements)
+                subcgroups_paths=list(task.subcgroups_paths), labels=dict(task.labels),
+                resources=dict(task.resources), measurements=measurements)
             metrics.extend(export_metrics_from_measurements(measurements, state.labels))
         for task_id in vanished:
-            del tracked[task_id]
+            self._tasks.drop(task_id)
         if vanished:
             self._errors['vanished'] = self._errors.get('vanished', 0) + len(vanished)
-        self._tracked = tracked
         return tasks_data, metrics
 
     def files(self) -> List[str]:
         """The files an iteration reads now (platform, agent's own statm, then each task's)."""
         self.setup()
         files = self._platform.files + [os.path.join(self.config.proc_root, 'self/statm')]
-        for state in self._tracked.values():
-            files.extend(state.cgroup.files)
+        for state in self._tasks.tracked.values():
+            for source in state.sources:
+                files.extend(getattr(source, 'files', ()))
         return files
 
     def task_labels(self) -> Dict[str, Dict[str, str]]:
         """Label sets of the tasks measured last (task id -> labels)."""
-        return {task_id: state.labels for task_id, state in self._tracked.items()}
+        return {task_id: state.labels for task_id, state in self._tasks.tracked.items()}
 
     def _internal_metrics(self, tasks_count: int, duration: float) -> List[Metric]:
         labels = self.common_labels
@@ -294,6 +319,7 @@ class MeasurementRunner(Runner):
             make(MetricName.WCA_UP, 1, labels),
             make(MetricName.WCA_INFORMATION, 1, self._information_labels),
             make(MetricName.WCA_TASKS, tasks_count, labels),
+            make(MetricName.WCA_TASKS_WAITING, self._tasks.waiting, labels),
             make(MetricName.WCA_DURATION_SECONDS, duration, labels),
             make(MetricName.WCA_ITERATIONS, self._iterations, labels),
             make(MetricName.WCA_WARNINGS, log_counter.warnings, labels),
@@ -328,14 +354,29 @@ class MeasurementRunner(Runner):
     # --- helpers for subclasses ----------------------------------------------------------
 
     def store(self, storage: Storage, metrics: List[Metric], role: str):
-        """Stores; a failure is logged (when it starts or changes) and counted, never raised."""
-        try:
-            storage.store(metrics)
-            self.report_recovery(role)
-        except Exception as e:
-            self.count_error('storage:' + role)
-            self.report_failure(role, '%s (%s) failed to store %d metrics: %s' % (
-                role, type(storage).__name__, len(metrics), e))
+        """Queues metrics for `storage`; the iteration ends with one store() call per storage,
+        so a storage shared by several roles (YAML anchors) gets all their metrics at once."""
+        pending = self._stores.get(id(storage))
+        if pending is None:
+            self._stores[id(storage)] = [storage, [role], list(metrics)]
+        else:
+            pending[1].append(role)
+            pending[2].extend(metrics)
+
+    def _flush(self):
+        """Stores what the iteration queued; a failure is logged (when it starts or changes)
+        and counted for each role of the storage, never raised."""
+        stores, self._stores = self._stores, {}
+        for storage, roles, metrics in stores.values():
+            key = '+'.join(roles)
+            try:
+                storage.store(metrics)
+                self.report_recovery(key)
+            except Exception as e:
+                for role in roles:
+                    self.count_error('storage:' + role)
+                self.report_failure(key, '%s (%s) failed to store %d metrics: %s' % (
+                    ' and '.join(roles), type(storage).__name__, len(metrics), e))
 
     def count_error(self, kind):
         self._errors[kind] = self._errors.get(kind, 0) + 1

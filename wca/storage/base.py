@@ -14,6 +14,9 @@ class Storage(ABC):
     def store(self, metrics: List[Metric]) -> None:
         """Stores the metrics; may raise FailedDeliveryException."""
 
+    def close(self) -> None:
+        """Releases connections, threads or sockets; called once, when the agent stops."""
+
     def dropped_count(self) -> int:
         """Metrics this storage could not deliver since start (reported as wca_metrics_dropped_total)."""
         return getattr(self, '_dropped', 0)
