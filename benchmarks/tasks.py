@@ -2,11 +2,9 @@
 or, without root, a fixture tree of regular files laid out like cgroup v1 controllers."""
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
-import time
-import uuid
+
+from testing.cgroups import Cgroups
 from wca.cgroups import CgroupLayout
 
 # Contents of a fresh, nearly empty v1 cgroup, for the fixture tree.
@@ -51,79 +49,20 @@ class TaskTree:
 
 
 class RealCgroups(TaskTree):
-    """N cgroups under /wca-bench-<id> in every measured hierarchy, one `sleep` in each.
-
-    Everything is removed by close(), also after an error; processes are killed by pid."""
+    """N cgroups under /wca-bench-<id> in every measured hierarchy, one `sleep` in each
+    (testing.cgroups); everything is removed by close(), also after an error."""
     kind = 'cgroupfs'
 
     def __init__(self, count: int):
-        detected = CgroupLayout.detect()
-        self.mounts = list(dict.fromkeys(
-            [detected.v1[c] for c in ('cpu', 'cpuacct', 'memory', 'cpuset') if c in detected.v1]
-            + ([detected.unified] if detected.unified else [])))
-        self.cpuset = detected.v1.get('cpuset')
-        self.parent = '/wca-bench-%s' % uuid.uuid4().hex[:8]
-        self.created = []  # relative paths, parents first
-        self.processes = []  # the sleeping processes (subprocess.Popen)
-        self.paths = []
+        self.cgroups = Cgroups(prefix='wca-bench')
         try:
-            self._mkdir(self.parent)
-            for i in range(count):
-                path = '%s/task%04d' % (self.parent, i)
-                self._mkdir(path)
-                self._sleeper(path)
-                self.paths.append(path)
+            self.paths = [self.cgroups.create('task%04d' % i) for i in range(count)]
         except BaseException:
             self.close()
             raise
 
-    def _mkdir(self, relative):
-        self.created.append(relative)
-        for mount in self.mounts:
-            path = mount + relative
-            os.mkdir(path)
-            if mount == self.cpuset:
-                for name in ('cpuset.cpus', 'cpuset.mems'):
-                    with open(os.path.join(os.path.dirname(path), name)) as src:
-                        value = src.read().strip()
-                    with open(os.path.join(path, name), 'w') as dst:
-                        dst.write(value)
-
-    def _sleeper(self, relative):
-        # The child moves itself into the cgroups before exec, so nothing else is forked there.
-        targets = [m + relative + '/cgroup.procs' for m in self.mounts]
-
-        def enter():
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent cleans up on Ctrl-C
-            for target in targets:
-                with open(target, 'w') as f:
-                    f.write('0')
-        self.processes.append(subprocess.Popen(
-            ['sleep', '3600'], stdin=subprocess.DEVNULL, preexec_fn=enter, close_fds=True))
-
     def close(self):
-        for process in self.processes:
-            if process.poll() is None:
-                process.kill()
-        for process in self.processes:
-            process.wait()
-        self.processes = []
-        for relative in reversed(self.created):
-            for mount in self.mounts:
-                _rmdir(mount + relative)
-        self.created = []
-
-
-def _rmdir(path):
-    for _ in range(100):
-        try:
-            os.rmdir(path)
-            return
-        except FileNotFoundError:
-            return
-        except OSError:  # EBUSY until the killed processes are reaped
-            time.sleep(0.02)
-    os.rmdir(path)
+        self.cgroups.cleanup()
 
 
 class FixtureTree(TaskTree):

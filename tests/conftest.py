@@ -4,12 +4,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-import uuid
 
 import pytest
 
-from wca.cgroups import CgroupLayout
+from testing.cgroups import Cgroups
 from wca.components import register_components
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -74,96 +72,10 @@ def write_config(path, text, mode=0o644):
     return str(path)
 
 
-class Cgroups:
-    """Creates real cgroups (every measured v1 hierarchy, and cgroup2) under one test-owned
-    parent, puts sleeping processes in them, and removes everything afterwards."""
-
-    def __init__(self):
-        require_root()
-        self.layout = CgroupLayout.detect()
-        self.parent = '/wca-test-%s' % uuid.uuid4().hex[:10]
-        self.processes = []
-        self.created = []  # relative paths, parents first
-        self._mkdir(self.parent)
-
-    def mounts(self):
-        mounts = [self.layout.v1[c] for c in ('cpu', 'cpuacct', 'memory', 'cpuset')
-                  if c in self.layout.v1]
-        if self.layout.unified:
-            mounts.append(self.layout.unified)
-        return list(dict.fromkeys(mounts))
-
-    def _mkdir(self, relative):
-        for mount in self.mounts():
-            path = mount + relative
-            os.mkdir(path)
-            if mount == self.layout.v1.get('cpuset'):
-                parent = os.path.dirname(path)
-                for name in ('cpuset.cpus', 'cpuset.mems'):
-                    with open(os.path.join(parent, name)) as src:
-                        value = src.read().strip()
-                    with open(os.path.join(path, name), 'w') as dst:
-                        dst.write(value)
-        self.created.append(relative)
-
-    def create(self, name, processes=1):
-        """A cgroup '<parent>/<name>' with `processes` sleeping processes; its relative path."""
-        relative = self.parent + '/' + name
-        self._mkdir(relative)
-        for _ in range(processes):
-            self.add_process(relative)
-        return relative
-
-    def add_process(self, relative, command=None):
-        process = subprocess.Popen(command or ['sleep', '600'], stdin=subprocess.DEVNULL)
-        self.processes.append(process)
-        for mount in self.mounts():
-            with open(mount + relative + '/cgroup.procs', 'w') as f:
-                f.write(str(process.pid))
-        return process
-
-    def remove(self, relative):
-        """Kills the cgroup's processes and removes it from every hierarchy."""
-        pids = set()
-        for mount in self.mounts():
-            try:
-                with open(mount + relative + '/cgroup.procs') as f:
-                    pids.update(int(p) for p in f.read().split())
-            except OSError:
-                pass
-        for process in self.processes:
-            if process.pid in pids:
-                process.kill()
-                process.wait()
-        for mount in self.mounts():
-            _rmdir(mount + relative)
-        if relative in self.created:
-            self.created.remove(relative)
-
-    def cleanup(self):
-        for process in self.processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-        for relative in reversed(self.created):
-            for mount in self.mounts():
-                _rmdir(mount + relative)
-
-
-def _rmdir(path):
-    for _ in range(50):
-        try:
-            os.rmdir(path)
-            return
-        except FileNotFoundError:
-            return
-        except OSError:  # EBUSY while the killed processes are reaped
-            time.sleep(0.02)
-    os.rmdir(path)
-
-
 @pytest.fixture
 def cgroups():
+    """Real cgroups with real processes (testing.cgroups.Cgroups), removed afterwards."""
+    require_root()
     made = Cgroups()
     try:
         yield made
@@ -181,3 +93,12 @@ def stop_process(process, sig=signal.SIGTERM, timeout=10):
             process.kill()
             process.wait()
     return process.returncode
+
+
+@pytest.fixture(scope='session')
+def pki(tmp_path_factory):
+    """A throwaway CA with server (127.0.0.1, localhost) and client certificates (tests/tls_ca.py),
+    made once per test session."""
+    require_tool('openssl', 'apt-get install -y openssl')
+    from tls_ca import make_pki
+    return make_pki(str(tmp_path_factory.mktemp('pki')))

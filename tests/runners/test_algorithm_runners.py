@@ -1,7 +1,7 @@
 """DetectionRunner and AllocationRunner around algorithms: encoding, checking, failures."""
 import pytest
 
-from test_measurement_runner import Recording
+from testing.recording import Recording
 from wca.allocators import Allocator, AllocationType, NOPAllocator, RDTAllocation
 from wca.detectors import (AnomalyDetector, ContendedResource, ContentionAnomaly,
                            NOPAnomalyDetector, _create_uuid_from_tasks_ids)

@@ -7,27 +7,8 @@ from conftest import promtool_check, stop_process, wca_command, write_config
 from wca.nodes import Node, Task
 from wca.runners.measurement import MeasurementRunner
 from wca.nodes.static import CgroupDirectoryNode, StaticNode
-from wca.storage import FailedDeliveryException, LogStorage, Storage
-
-
-class Recording(Storage):
-    def __init__(self):
-        self.batches = []
-        self.fail = False
-
-    def store(self, metrics):
-        if self.fail:
-            raise FailedDeliveryException('disk full')
-        self.batches.append(metrics)
-
-    def last(self, name):
-        return [m for m in self.batches[-1] if m.name == name]
-
-    def value(self, name, **labels):
-        found = [m.value for m in self.last(name)
-                 if all(m.labels.get(k) == v for k, v in labels.items())]
-        assert len(found) == 1, (name, labels, found)
-        return found[0]
+from testing.recording import Recording
+from wca.storage import LogStorage
 
 
 def runner_for(node, storage, **kwargs):
@@ -98,7 +79,7 @@ def test_failing_storage_is_counted_and_the_loop_goes_on(cgroups, caplog):
     runner.iterate()
     assert storage.value('wca_storage_errors_total', storage='metrics_storage') == 2
     assert storage.value('wca_iterations_total') == 3
-    errors = [r for r in caplog.records if 'disk full' in r.getMessage()]
+    errors = [r for r in caplog.records if 'storage down' in r.getMessage()]
     assert len(errors) == 1  # logged when it starts failing, not every second
 
 

@@ -21,7 +21,8 @@ from wca.detectors import TasksData
 from wca.metrics import Metric, MetricName
 from wca.platforms import Platform
 from wca.runners.algorithm import call_algorithm
-from wca.runners.measurement import MeasurementRunner, MeasurementRunnerConfig, flat_or_config
+from wca.runners.measurement import (MeasurementRunner, MeasurementRunnerConfig,
+                                     adopt_measurement_runner, flat_or_config)
 from wca.storage.base import Storage
 from wca.storage.log import LogStorage
 
@@ -32,15 +33,18 @@ log = logging.getLogger(__name__)
 class AllocationRunnerConfig(MeasurementRunnerConfig):
     """MeasurementRunnerConfig plus: allocator (required), anomalies_storage,
     allocations_storage, action_delay (sets the interval when given) and
-    allocation_configuration."""
+    allocation_configuration, and measurement_runner (the 2.0 shape: the measurement options
+    given as a !MeasurementRunner)."""
     allocator: Allocator = None  # required (checked in __post_init__)
     anomalies_storage: Storage = field(default_factory=LogStorage)
     allocations_storage: Storage = field(default_factory=LogStorage)
     action_delay: Optional[Numeric(0, 3600)] = None
+    measurement_runner: Optional[MeasurementRunner] = None
     allocation_configuration: AllocationConfiguration = field(
         default_factory=AllocationConfiguration)
 
     def __post_init__(self):
+        adopt_measurement_runner(self, self.measurement_runner)
         super().__post_init__()
         if self.allocator is None:
             raise ValueError('allocator is required (for example allocator: !NOPAllocator)')

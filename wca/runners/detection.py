@@ -10,7 +10,8 @@ from wca.detectors import AnomalyDetector, TasksData
 from wca.metrics import Metric, MetricName
 from wca.platforms import Platform
 from wca.runners.algorithm import call_algorithm
-from wca.runners.measurement import MeasurementRunner, MeasurementRunnerConfig, flat_or_config
+from wca.runners.measurement import (MeasurementRunner, MeasurementRunnerConfig,
+                                     adopt_measurement_runner, flat_or_config)
 from wca.storage.base import Storage
 from wca.storage.log import LogStorage
 
@@ -18,12 +19,15 @@ from wca.storage.log import LogStorage
 @dataclass
 class DetectionRunnerConfig(MeasurementRunnerConfig):
     """MeasurementRunnerConfig plus: detector (required), anomalies_storage, and action_delay
-    (the original agent's name for the interval; when given it sets the interval)."""
+    (the original agent's name for the interval; when given it sets the interval), and
+    measurement_runner (the 2.0 shape: the measurement options given as a !MeasurementRunner)."""
     detector: AnomalyDetector = None  # required (checked in __post_init__)
     anomalies_storage: Storage = field(default_factory=LogStorage)
     action_delay: Optional[Numeric(0, 3600)] = None
+    measurement_runner: Optional[MeasurementRunner] = None
 
     def __post_init__(self):
+        adopt_measurement_runner(self, self.measurement_runner)
         super().__post_init__()
         if self.detector is None:
             raise ValueError('detector is required (for example detector: !NOPAnomalyDetector)')

@@ -73,6 +73,24 @@ class MeasurementRunnerConfig:
                              'version of wca')
 
 
+def adopt_measurement_runner(config: MeasurementRunnerConfig, inner) -> None:
+    """The 2.0 composition shape: `measurement_runner: !MeasurementRunner` inside a detection or
+    allocation runner supplies the measurement options; each may be given there or here, not
+    in both places."""
+    if inner is None:
+        return
+    for f in fields(MeasurementRunnerConfig):
+        default = f.default if f.default is not MISSING else (
+            f.default_factory() if f.default_factory is not MISSING else None)
+        mine, theirs = getattr(config, f.name), getattr(inner.config, f.name)
+        if theirs == default or theirs is mine:
+            continue
+        if mine != default:
+            raise ValueError('%s: given both here and in measurement_runner; give it once'
+                             % f.name)
+        setattr(config, f.name, theirs)
+
+
 def flat_or_config(config_class):
     """A class decorator: the runner takes `config: !XConfig` or XConfig's fields flat.
 
