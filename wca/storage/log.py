@@ -1,5 +1,8 @@
 """LogStorage: Prometheus text exposition to stderr or a file."""
+import errno
+import logging
 import os
+import select
 import sys
 import time
 from typing import List, Optional
@@ -11,6 +14,11 @@ from wca.exposition import encode
 from wca.metrics import Metric
 from wca.storage.base import FailedDeliveryException, Storage
 
+log = logging.getLogger(__name__)
+
+FILE_MODE = 0o644  # node_exporter's textfile collector reads the file as another user
+_CLOEXEC = getattr(os, 'O_CLOEXEC', 0)
+
 
 @dataclass
 class LogStorage(Storage):
@@ -20,6 +28,10 @@ class LogStorage(Storage):
       instead of appending.
     include_timestamp: add a millisecond timestamp to samples; defaults to true, except with
       overwrite, because the textfile collector rejects timestamps.
+
+    Files the agent creates are 0644 whatever its umask. The output directory is a runtime
+    condition: it is checked when storing (a config can be checked before the package that
+    creates the directory is installed).
     """
     output_filename: Optional[Path(absolute=False)] = None
     overwrite: bool = False
@@ -27,53 +39,132 @@ class LogStorage(Storage):
 
     def __post_init__(self):
         self._dropped = 0
+        self._reported = set()  # collisions already logged
         if self.overwrite and not self.output_filename:
             raise ValueError('overwrite needs output_filename')
         if self.include_timestamp is None:
             self.include_timestamp = not self.overwrite
-        if self.output_filename:
-            directory = os.path.dirname(os.path.abspath(self.output_filename))
-            if not os.path.isdir(directory):
-                raise ValueError('output_filename: directory %s does not exist' % directory)
 
     def store(self, metrics: List[Metric]) -> None:
         timestamp = int(time.time() * 1000) if self.include_timestamp else None
-        text, dropped = encode(metrics, timestamp)
+        problems = []
+        text, dropped = encode(metrics, timestamp, problems)
         self._dropped += dropped
+        if problems:
+            self._report(problems)
+        data = text.encode('utf-8')
         try:
             if not self.output_filename:
-                sys.stderr.write(text)
-                sys.stderr.flush()
+                write_stderr(data)
             elif self.overwrite:
-                _replace_file(self.output_filename, text.encode())
+                replace_file(self.output_filename, data)
             else:
-                _append_file(self.output_filename, text.encode())
+                append_file(self.output_filename, data)
         except OSError as e:
-            self._dropped += len(metrics)
-            raise FailedDeliveryException('cannot write %s: %s' % (
-                self.output_filename or 'stderr', e.strerror or e))
+            self._dropped += len(metrics) - dropped
+            raise FailedDeliveryException(self._explain(e)) from e
+
+    def _explain(self, error: OSError) -> str:
+        if not self.output_filename:
+            return 'cannot write metrics to stderr: %s' % (error.strerror or error)
+        directory = os.path.dirname(os.path.abspath(self.output_filename))
+        if not os.path.isdir(directory):
+            return 'cannot write %s: directory %s does not exist' % (self.output_filename, directory)
+        return 'cannot write %s: %s' % (self.output_filename, error.strerror or error)
+
+    def _report(self, problems: List[str]):
+        """Each collision is logged once (they repeat every iteration), and counted always."""
+        for problem in problems:
+            if problem not in self._reported and len(self._reported) < 1000:
+                self._reported.add(problem)
+                log.warning('%s: %s', self.output_filename or 'stderr', problem)
 
 
-def _append_file(path, data):
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+def write_all(fd: int, data: bytes) -> None:
+    """Writes all of `data`: a write cut short (a signal, a full pipe) goes on where it stopped."""
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except InterruptedError:  # Python retries EINTR itself (PEP 475); kept for clarity
+            continue
+        except BlockingIOError:  # a non-blocking pipe is full: wait until it drains
+            select.select([], [fd], [])
+            continue
+        view = view[written:]
+
+
+def write_stderr(data: bytes) -> None:
+    """All of `data` to stderr, after what logging has buffered, without a log record of another
+    thread landing inside it (the stderr handlers' locks are held meanwhile)."""
+    stream = sys.stderr
     try:
-        os.write(fd, data)
+        fd = stream.fileno()
+    except (AttributeError, ValueError, OSError):  # replaced by an object without a descriptor
+        stream.write(data.decode('utf-8'))
+        stream.flush()
+        return
+    locks = [h.lock for h in logging.getLogger().handlers
+             if getattr(h, 'lock', None) is not None and _fd_of(getattr(h, 'stream', None)) == fd]
+    for lock in locks:
+        lock.acquire()
+    try:
+        stream.flush()
+        write_all(fd, data)
+    finally:
+        for lock in reversed(locks):
+            lock.release()
+
+
+def _fd_of(stream) -> Optional[int]:
+    try:
+        return stream.fileno()
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def append_file(path: str, data: bytes) -> None:
+    """Appends all of `data`; a file this call creates gets FILE_MODE."""
+    flags = os.O_WRONLY | os.O_APPEND | _CLOEXEC
+    while True:
+        try:
+            fd = os.open(path, flags)
+            break
+        except FileNotFoundError:
+            pass
+        try:
+            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        except FileExistsError:  # created meanwhile by someone else: append to theirs
+            continue
+        try:
+            os.fchmod(fd, FILE_MODE)
+        except OSError:
+            os.close(fd)
+            raise
+        break
+    try:
+        write_all(fd, data)
     finally:
         os.close(fd)
 
 
-def _replace_file(path, data):
-    """Readers see the old file or the new one, never a half-written one."""
+def replace_file(path: str, data: bytes) -> None:
+    """Readers see the old file or the new one, never a half-written one; the temporary file
+    is removed whatever fails. No fsync: the file is rewritten every iteration, so waiting for
+    the disk would only delay the loop."""
     tmp = '%s.%d.tmp' % (path, os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | _CLOEXEC, FILE_MODE)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
-    try:
+        try:
+            os.fchmod(fd, FILE_MODE)
+            write_all(fd, data)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
-    except OSError:
-        os.unlink(tmp)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError as e:
+            if e.errno != errno.ENOENT:
+                log.warning('cannot remove %s: %s', tmp, e.strerror)
         raise
