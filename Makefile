@@ -25,7 +25,19 @@ $(VENV36)/.stamp: requirements.lock requirements-test.lock setup.cfg
 venv: $(VENV)/.stamp
 venv36: $(VENV36)/.stamp
 
+# A checkout made under umask 002 (or a tarball extracted as root) leaves the config and its
+# directories group-writable, and the agent refuses such a config (README: Configuration): so,
+# inside this checkout only, take write permission from group and others first, and say so.
 run: venv
+	@p='$(abspath $(CONFIG))'; \
+	while :; do \
+	    case "$$p" in '$(CURDIR)'|'$(CURDIR)'/*) ;; *) break ;; esac; \
+	    if [ ! -L "$$p" ] && [ -n "$$(find "$$p" -maxdepth 0 -perm /022 2>/dev/null)" ]; then \
+	        chmod go-w "$$p" && echo "make run: chmod go-w $$p (the agent refuses a config that group or others can change)"; \
+	    fi; \
+	    [ "$$p" != '$(CURDIR)' ] || break; \
+	    p=$$(dirname "$$p"); \
+	done
 	$(VENV)/bin/python -m wca --config $(CONFIG) $(ROOT_FLAG)
 
 # Tools the tests drive for real (promtool, ...): installed here, never skipped in CI.
@@ -41,7 +53,7 @@ test36: venv36
 	$(VENV36)/bin/python -m pytest $(PYTEST_ARGS)
 
 lint: venv
-	$(VENV)/bin/python -m flake8 wca tests benchmarks examples
+	$(VENV)/bin/python -m flake8 wca tests testing benchmarks examples
 
 bench: venv
 	$(VENV)/bin/python -m benchmarks $(BENCH_ARGS)

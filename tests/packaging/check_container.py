@@ -137,7 +137,12 @@ def test_securebits_of_the_running_agent(box):
 def test_agent_writes_metrics_for_the_cgroups(box, build_dir):
     first = wait_for(lambda: last_seen(box), 'the first metrics')
     wait_for(lambda: (last_seen(box) or 0) > first, 'a later iteration')
-    assert box.sh('stat -c %U /var/lib/wca/metrics.prom').stdout.strip() == 'wca'
+    # Readable by node_exporter's textfile collector, which runs as its own user, whatever the
+    # unit's UMask=0027.
+    assert box.sh('stat -c %U:%a /var/lib/wca/metrics.prom').stdout.strip() == 'wca:644'
+    as_other_user = box.sh('runuser -u nobody -- cat /var/lib/wca/metrics.prom', check=False)
+    assert as_other_user.returncode == 0, as_other_user.stdout
+    assert 'task_cpu_usage_seconds{' in as_other_user.stdout
     text = box.read('/var/lib/wca/metrics.prom')
     # It measured the cgroups it found, its own service's among them.
     assert re.search(r'^task_cpu_usage_seconds\{.*task_id="system\.slice/wca\.service"', text,
@@ -224,6 +229,121 @@ def test_stops_cleanly_and_restarts(box):
     assert new != started
     assert box.sh('kill -0 %d' % started, check=False).returncode != 0
     wait_for(lambda: (last_seen(box) or 0) > before, 'metrics after the restart')
+
+
+def test_a_long_interval_keeps_the_watchdog_fed(box):
+    """interval: 3600 under WatchdogSec=1: the agent pings every 0.5 s while it waits for the
+    next iteration, and systemd never kills it."""
+    box.sh('cp -p /etc/wca/wca_config.yml /root/wca_config.yml.good')
+    try:
+        box.sh("mkdir -p /etc/systemd/system/wca.service.d && printf '[Service]\\nWatchdogSec=1\\n' "
+               "> /etc/systemd/system/wca.service.d/watchdog.conf && "
+               "echo '  interval: 3600' >> /etc/wca/wca_config.yml")
+        box.sh('systemctl daemon-reload && systemctl restart wca')
+        pid = main_pid(box)
+        pinged = int(box.sh('systemctl show -P WatchdogTimestampMonotonic wca').stdout)
+        time.sleep(3)
+        assert box.sh('systemctl is-active wca').stdout.strip() == 'active'
+        assert main_pid(box) == pid
+        later = int(box.sh('systemctl show -P WatchdogTimestampMonotonic wca').stdout)
+        assert later - pinged >= 2000000, (pinged, later)  # microseconds
+    finally:
+        box.sh('rm -rf /etc/systemd/system/wca.service.d && '
+               'cp -p /root/wca_config.yml.good /etc/wca/wca_config.yml && '
+               'systemctl daemon-reload && systemctl restart wca')
+
+
+def unit_state(box):
+    shown = box.sh('systemctl show -p ActiveState -p SubState -p Result -p ExecMainStatus '
+                   '-p NRestarts wca').stdout.split()
+    return dict(line.partition('=')[::2] for line in shown)
+
+
+def journal(box):
+    return box.sh('journalctl -u wca -o cat --no-pager').stdout
+
+
+def test_a_broken_config_leaves_the_unit_failed_not_restarting(box):
+    """Exit status 2 (a config error) is in RestartPreventExitStatus=: no restart every
+    RestartSec= for ever, the unit is failed at once and the journal says why."""
+    box.sh('cp -p /etc/wca/wca_config.yml /root/wca_config.yml.good')
+    try:
+        box.sh("printf 'runner: !MeasurementRunner\\n  interval: -1\\n' > /etc/wca/wca_config.yml")
+        assert box.sh('systemctl restart wca', check=False).returncode != 0
+        # Not activating/auto-restart, waiting for the next try: failed, for good.
+        assert unit_state(box) == {'ActiveState': 'failed', 'SubState': 'failed',
+                                   'Result': 'exit-code', 'ExecMainStatus': '2', 'NRestarts': '0'}
+        wait_for(lambda: 'wca: error: /etc/wca/wca_config.yml:2: runner.interval: ' in journal(box),
+                 'the error in the journal', timeout=10)
+    finally:
+        box.sh('cp -p /root/wca_config.yml.good /etc/wca/wca_config.yml && '
+               'systemctl reset-failed wca && systemctl start wca')
+    assert box.sh('systemctl is-active wca').stdout.strip() == 'active'
+
+
+PLUGIN = """\
+\"\"\"A plugin an operator drops in /etc/wca/plugins: the task ids it was given, to a file.\"\"\"
+import os
+
+from wca.storage import Storage
+
+
+class TaskListStorage(Storage):
+    def __init__(self, path: str):
+        self.path = path
+
+    def store(self, metrics):
+        tasks = sorted(m.labels['task_id'] for m in metrics if m.name == 'task_cpu_usage_seconds')
+        with open(self.path + '.tmp', 'w') as f:
+            f.write('\\n'.join(tasks) + '\\n')
+        os.replace(self.path + '.tmp', self.path)
+"""
+PLUGIN_CONFIG = """\
+runner: !MeasurementRunner
+  node: !CgroupDirectoryNode
+    root: /
+    max_depth: 2
+  metrics_storage: !TaskListStorage
+    path: /var/lib/wca/tasks.txt
+"""
+
+
+def test_a_plugin_in_the_plugin_directory_runs_under_systemd(box):
+    """The launcher's python -E ignores PYTHONPATH: `-r module:Class` in WCA_ARGS finds the
+    module in /etc/wca/plugins, which comes after the bundled packages (a yaml.py there
+    changes nothing), and which is refused once others could write to it."""
+    assert box.sh('stat -c %U:%G:%a /etc/wca/plugins').stdout.strip() == 'root:root:755'
+    assert box.sh('ls -A /etc/wca/plugins').stdout == ''  # shipped empty
+    box.sh('cp -p /etc/wca/wca_config.yml /root/wca_config.yml.good && '
+           'cp -p /etc/sysconfig/wca /root/sysconfig.good')
+    try:
+        box.sh("cat > /etc/wca/plugins/wca_task_list.py <<'EOF'\n%sEOF" % PLUGIN)
+        box.sh("echo 'raise ImportError(\"shadowed\")' > /etc/wca/plugins/yaml.py")
+        box.sh("cat > /etc/wca/wca_config.yml <<'EOF'\n%sEOF" % PLUGIN_CONFIG)
+        box.sh("sed -i 's/^WCA_ARGS=.*/WCA_ARGS=\"-r wca_task_list:TaskListStorage\"/' "
+               "/etc/sysconfig/wca")
+        box.sh('systemctl restart wca')
+        assert box.sh('systemctl is-active wca').stdout.strip() == 'active'
+        tasks = wait_for(lambda: box.sh('cat /var/lib/wca/tasks.txt', check=False).stdout,
+                         'the plugin\'s output')
+        assert 'system.slice/wca.service' in tasks.split(), tasks
+        assert box.sh('stat -c %U /var/lib/wca/tasks.txt').stdout.strip() == 'wca'
+        assert ('wca: warning: /etc/wca/plugins/yaml.py is not loaded by -r: its name is taken '
+                'by /usr/lib64/wca/yaml/__init__.py; rename it') in journal(box)
+        # Writable by the group: refused, one line, exit 2 (and the unit would not restart).
+        box.sh('chmod g+w /etc/wca/plugins')
+        refused = box.sh('runuser -u wca -- /usr/bin/wca --check-config -c /etc/wca/wca_config.yml',
+                         check=False)
+        assert refused.returncode == 2
+        assert refused.stdout == (
+            'wca: error: plugin directory /etc/wca/plugins refused: /etc/wca/plugins is writable '
+            'by group or others (mode 0775): others could make the agent run their code; fix '
+            'with: chmod go-w /etc/wca/plugins\n')
+    finally:
+        box.sh('chmod 0755 /etc/wca/plugins && rm -f /etc/wca/plugins/* /var/lib/wca/tasks.txt && '
+               'cp -p /root/wca_config.yml.good /etc/wca/wca_config.yml && '
+               'cp -p /root/sysconfig.good /etc/sysconfig/wca && systemctl restart wca')
+    assert box.sh('systemctl is-active wca').stdout.strip() == 'active'
 
 
 def test_upgrade_restarts_the_running_agent(box):

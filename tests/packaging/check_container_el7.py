@@ -5,8 +5,8 @@ which the agent's own 3.6 tests use too) laid out at the collection's paths,
 /opt/rh/rh-python36/root/usr, with an `enable` script that exports what the collection's does.
 Like the collection's, its interpreter cannot start without that script: libpython lives in
 the collection's lib64, which only LD_LIBRARY_PATH names. So this shows that /usr/bin/wca
-works from a plain shell, and that the bundled cp36 wheels (PyYAML's extension, psutil,
-the dataclasses backport) load and run the agent on 3.6.
+works from a plain shell, and that the bundled cp36 wheels (PyYAML's extension and the
+dataclasses backport) load and run the agent on 3.6.
 """
 import glob
 import os

@@ -167,6 +167,8 @@ def test_files_modes_and_config(variant, rpms):
     assert files['/usr/lib/systemd/system/wca.service'][:3] == ('-rw-r--r--', 'root', 'root')
     assert files['/usr/bin/wca'][:3] == ('-rwxr-xr-x', 'root', 'root')
     assert files['/var/lib/wca'][:3] == ('drwxr-xr-x', 'wca', 'wca')
+    assert files['/etc/wca/plugins'][:3] == ('drwxr-xr-x', 'root', 'root')  # for -r, empty
+    assert not [f for f in files if f.startswith('/etc/wca/plugins/')]
     assert [f for f in files if f.endswith('/LICENSE') and '/licenses/' in f]
     # unversioned, as the unit's Documentation= says, on EL7 too
     assert '/usr/share/doc/wca/README.md' in files

@@ -4,6 +4,8 @@ import re
 
 from pkg_fixtures import REPO, require_tool, run
 
+from wca.main import EXIT_CONFIG, EXIT_REFUSED
+
 UNIT = os.path.join(REPO, 'packaging', 'systemd', 'wca.service')
 
 
@@ -31,6 +33,8 @@ def test_runs_unprivileged_with_two_capabilities():
     assert s['SecureBits'] == ['no-setuid-fixup']
     assert s['NoNewPrivileges'] == ['yes']
     assert s['Restart'] == ['always']
+    # never restarted in a loop for what a restart cannot fix: refused to run, config error
+    assert s['RestartPreventExitStatus'] == ['%d %d' % (EXIT_REFUSED, EXIT_CONFIG)] == ['1 2']
     assert s['LimitNOFILE'] == ['500000']
     assert s['Type'] == ['notify'] and s['WatchdogSec']
     assert s['ExecStart'] == ['/usr/bin/wca --config /etc/wca/wca_config.yml $WCA_ARGS']

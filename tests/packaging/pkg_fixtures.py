@@ -81,10 +81,13 @@ def copy_tree(source, dest):
     directory; build outputs, virtualenvs and tools are left out."""
     os.makedirs(dest)
     tar = subprocess.Popen(['tar', '-C', source, '--exclude=./.venv*', '--exclude=./build',
-                            '--exclude=./dist', '--exclude=./.tools', '-cf', '-', '.'],
+                            '--exclude=./dist', '--exclude=./.tools', '--warning=no-file-changed',
+                            '-cf', '-', '.'],
                            stdout=subprocess.PIPE)
     subprocess.run(['tar', '-C', dest, '-xf', '-'], stdin=tar.stdout, check=True)
-    assert tar.wait() == 0
+    # 1: a file changed while it was read (others work in the same tree); the copy holds one
+    # version of it, which is all a snapshot promises.
+    assert tar.wait() in (0, 1)
     return dest
 
 
