@@ -5,7 +5,7 @@ descriptors and threads end where they started; RSS growth is bounded; and nothi
 keeps (runner, node, storage, all reachable from the runner) mentions a task that was removed.
 
 The short variant runs in `make test` (about 10-20 s). The long one is marked slow and runs
-only when asked: `pytest -m slow tests/test_endurance.py`, or with WCA_ENDURANCE_SECONDS=N
+only when asked: `pytest -m slow tests/runners/test_endurance.py`, or with WCA_ENDURANCE_SECONDS=N
 (default 600 s when selected with -m slow).
 """
 import gc
@@ -307,7 +307,7 @@ def test_agent_under_task_churn_keeps_nothing_of_removed_tasks(cgroups, tmp_path
 
 @pytest.mark.slow
 def test_agent_under_task_churn_for_a_long_time(cgroups, tmp_path):
-    """Deselected by default (setup.cfg); run it with: pytest -m slow tests/test_endurance.py
+    """Deselected by default (setup.cfg); run it with: pytest -m slow tests/runners/test_endurance.py
     (10 minutes, or WCA_ENDURANCE_SECONDS=N)."""
     seconds = float(os.environ.get('WCA_ENDURANCE_SECONDS') or 600)
     result = churn_run(cgroups, tmp_path, seconds=seconds, target=20, detection=True)
