@@ -3,15 +3,18 @@ config. Only this module (and the command line) knows every part of the agent.""
 from wca import config
 from wca.allocators import AllocationConfiguration, NOPAllocator, RDTAllocation
 from wca.detectors import NOPAnomalyDetector
+from wca.nodes.kubernetes import KubernetesNode
+from wca.nodes.mesos import MesosNode
 from wca.nodes.static import CgroupDirectoryNode, StaticNode
 from wca.runners import (AllocationRunner, AllocationRunnerConfig, DetectionRunner,
                          DetectionRunnerConfig, MeasurementRunner, MeasurementRunnerConfig)
 from wca.storage import FilterStorage, LogStorage
+from wca.tls import SSL
 
 BUILT_IN = (
     MeasurementRunner, MeasurementRunnerConfig, DetectionRunner, DetectionRunnerConfig,
     AllocationRunner, AllocationRunnerConfig,
-    StaticNode, CgroupDirectoryNode,
+    StaticNode, CgroupDirectoryNode, KubernetesNode, MesosNode, SSL,
     LogStorage, FilterStorage,
     NOPAnomalyDetector, NOPAllocator, AllocationConfiguration, RDTAllocation,
 )
