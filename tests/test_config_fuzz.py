@@ -5,7 +5,9 @@ Three kinds of documents: random plain structures dumped by PyYAML; flow-style t
 from the config's own vocabulary (component tags, keys, !Env, !!python/... and other YAML
 tags, anchors and aliases, merge keys); and valid configs with their text damaged (bad
 indentation, stray characters). Documents that once escaped as another exception are kept
-as explicit examples. CI runs a fixed set (derandomized); WCA_FUZZ_EXAMPLES=N runs more.
+as explicit examples. Merge keys, which the loader resolves itself, are also checked against
+PyYAML's own loading of plain documents. CI runs a fixed set (derandomized);
+WCA_FUZZ_EXAMPLES=N runs more.
 """
 import inspect
 import json
@@ -82,8 +84,16 @@ def _mapping(pairs):
     return '{' + ', '.join('%s: %s' % kv for kv in pairs) + '}'
 
 
+# Values of a merge key: aliases (of whatever the anchors hold), lists of them, mappings.
+MERGES = st.one_of(st.sampled_from(['*a', '*b', '[*a, *b]', '[*b, *a]', '[*a, *a]', '[]', '{}',
+                                    '[*a, {}]', '[*a, 1]', '1', '~']),
+                   st.lists(st.sampled_from(['*a', '*b']), min_size=2, max_size=6).map(
+                       lambda items: '[' + ', '.join(items) + ']'))
+
+
 def _component(children):
-    """`!Name {arg: value, ...}` with the component's own argument names."""
+    """`!Name {arg: value, ...}` with the component's own argument names, and sometimes a
+    merge key among them."""
     pairs = st.lists(st.tuples(st.integers(0, 63), children), max_size=4)
 
     @st.composite
@@ -92,14 +102,18 @@ def _component(children):
         chosen = {}
         for index, value in draw(pairs):
             chosen.setdefault(PARAMS[name][index % len(PARAMS[name])], value)
-        return '!%s %s' % (name, _mapping(chosen.items()))
+        items = list(chosen.items())
+        if draw(st.integers(0, 3)) == 0:
+            items.insert(draw(st.integers(0, len(items))), ('<<', draw(MERGES)))
+        return '!%s %s' % (name, _mapping(items))
     return component()
 
 
 def _flow(children):
     """One level of flow-style YAML: [&anchor] then a component, a plain or tagged mapping, a
     sequence, or a tagged scalar."""
-    pair = st.tuples(st.one_of(st.sampled_from(KEYS), _scalar_text()), children)
+    pair = st.one_of(st.tuples(st.one_of(st.sampled_from(KEYS), _scalar_text()), children),
+                     st.tuples(st.just('<<'), MERGES))
     mapping = st.lists(pair, max_size=4).map(_mapping)
     sequence = st.lists(children, max_size=4).map(lambda items: '[' + ', '.join(items) + ']')
     tagged = st.tuples(st.sampled_from(TAGS), st.one_of(mapping, sequence, _scalar_text())).map(
@@ -215,6 +229,9 @@ def test_plain_yaml_structures(text):
 @example('runner: !MeasurementRunner {node: !StaticNode {}, extra_labels: {!StaticNode {}: 1}}')
 @example('runner: !MeasurementRunner {node: !StaticNode {}, metrics_storage: !Env HOME}')
 @example('runner: !!python/object/apply:os.system [true]')
+@example('runner: !MeasurementRunner {node: &a !StaticNode {tasks: [x]}, metrics_storage: '
+         '!FilterStorage {storages: [], <<: [*a, *a]}}')
+@example('runner: !MeasurementRunner {extra_labels: &a {x: y}, node: !StaticNode {<<: *a}}')
 def test_documents_in_the_configs_vocabulary(text):
     loads_or_config_error(text)
 
@@ -223,6 +240,46 @@ def test_documents_in_the_configs_vocabulary(text):
 @given(damaged())
 def test_damaged_valid_configs(text):
     loads_or_config_error(text)
+
+
+# --- merge keys: the loader resolves them itself, so PyYAML's own loading is the reference.
+
+MERGE_KEYS = ['a', 'b', 'c', 'd', '7', '2.5', 'null', '"x y"']  # distinct values, as loaded
+
+
+@st.composite
+def merging_documents(draw):
+    """`runner:` a list of anchored plain mappings with unique keys; each may merge earlier
+    ones (`<<: *m0`, `<<: [*m2, *m0, *m2]`, an inline mapping) anywhere among its own keys,
+    and hold aliases of earlier ones as values."""
+    lines = []
+    for i in range(draw(st.integers(1, 6))):
+        earlier = st.integers(0, max(i - 1, 0)).map(lambda j: '*m%d' % j)
+        value = st.just('v%d' % i)
+        if i:
+            value = st.one_of(value, earlier, st.lists(earlier, max_size=2).map(
+                lambda items: '[' + ', '.join(items) + ']'))
+        keys = draw(st.lists(st.sampled_from(MERGE_KEYS), unique=True, max_size=4))
+        items = ['%s: %s' % (key, draw(value)) for key in keys]
+        if i and draw(st.booleans()):
+            source = st.one_of(earlier, st.sampled_from(MERGE_KEYS).map(
+                lambda key: '{%s: inline}' % key))
+            sources = draw(st.lists(source, min_size=1, max_size=4))
+            merge = sources[0] if len(sources) == 1 and draw(st.booleans()) else (
+                '[' + ', '.join(sources) + ']')
+            items.insert(draw(st.integers(0, len(items))), '<<: ' + merge)
+        lines.append('  - &m%d {%s}\n' % (i, ', '.join(items)))
+    return 'runner:\n' + ''.join(lines)
+
+
+@FUZZ
+@given(merging_documents())
+@example('runner:\n  - &m0 {a: v0, b: v0}\n  - &m1 {<<: [*m0, *m0], b: v1}\n'
+         '  - {c: v2, <<: [*m1, {c: inline, d: inline}, *m0]}\n')
+def test_merge_keys_mean_what_pyyaml_makes_of_them(text):
+    """Own keys win over merged ones, earlier sources over later ones, merges of merges
+    alike: the same plain values as yaml.safe_load (which copies what it merges)."""
+    assert load_config_text(text, 'merge.yaml')['runner'] == yaml.safe_load(text)['runner']
 
 
 CLI_DOCS = st.one_of(VOCABULARY_DOCS, damaged(), PLAIN_DOCS)

@@ -1,9 +1,16 @@
 """YAML to components: `!ClassName` tags for registered components only, each checked against
-its constructor's annotations (wca.config.schema) before it is built.
+its constructor's annotations (wca.config.schema): its kind before it is built (a constructor
+may act), its value after.
 
 Every problem becomes a ConfigError that names the file, the line, the key path and what was
 expected; the command line turns it into one line on stderr and exit status 2. The loader is
 told the type of the root component; it imports no runner.
+
+YAML merge keys (`<<: *base`, `<<: [*a, *b]`) are resolved here on the composed nodes, not by
+PyYAML's flatten_mapping, which copies every merged pair into each mapping (a chain of
+`<<: [*a, *a]` doubles at each level) and leaves overridden keys behind as duplicates. Each
+mapping's merged pairs are worked out once, without copying a node, and count against the
+value budget as they are produced.
 """
 import difflib
 import inspect
@@ -13,14 +20,17 @@ from typing import Any, Dict, Optional
 import yaml
 
 from wca.config.schema import (REGISTRY, ConfigError, EnvValue, Mismatch, alternatives,
-                               annotation_of, check_value, constructor_hints, exception_text,
-                               join_path, shown_value, type_args, type_origin)
+                               annotation_of, check_value, class_fits, constructor_hints,
+                               describe, exception_text, join_path, secret_path, shown_value,
+                               type_args, type_origin)
 from wca.security import unsafe_file_reason
 
-MAX_VALUES = 100000  # values (scalars, lists, mappings, components) one config may build
+MAX_VALUES = 100000  # values (scalars, lists, mappings, components, merged keys) one config may hold
 TOP_LEVEL_KEYS = ('runner', 'loggers')
 _STD = 'tag:yaml.org,2002:'
 _SCALAR_TAGS = {_STD + t for t in ('str', 'int', 'float', 'bool', 'null')}
+_MERGE = _STD + 'merge'  # the `<<` key
+_VALUE = _STD + 'value'  # the `=` key: a plain key, as PyYAML reads it
 
 
 # ---------------------------------------------------------------------------------------------
@@ -36,16 +46,20 @@ class _Builder:
         self.filename = filename
         self.components = {}  # id(node) -> object: a YAML alias shares one instance
         self.budget = MAX_VALUES  # aliases of aliases must not expand without end
+        self.merged = {}  # id(mapping node) -> its (key identity, key node, value node) triples
 
     def error(self, message, node, path):
         return ConfigError(message, self.filename, node.start_mark.line + 1 if node else None,
                            path or None)
 
-    def build(self, node, path, expected=Any):
+    def spend(self, node, path, what):
         self.budget -= 1
         if self.budget < 0:
-            raise self.error('the config has more than %d values: do YAML aliases expand into '
-                             'each other?' % MAX_VALUES, node, path)
+            raise self.error('the config has more than %d values: do YAML %s expand into '
+                             'each other?' % (MAX_VALUES, what), node, path)
+
+    def build(self, node, path, expected=Any):
+        self.spend(node, path, 'aliases')
         tag = node.tag
         if tag.startswith('!') and not tag.startswith('!!'):
             name = tag[1:]
@@ -56,11 +70,14 @@ class _Builder:
                 hint = '; did you mean !%s?' % close[0] if close else ''
                 raise self.error('unknown tag !%s: not a registered component%s (register a '
                                  'plugin with -r module:%s)' % (name, hint, name), node, path)
+            self._check_kind(REGISTRY[name], '!' + name, expected, node, path)
             value = self._component(REGISTRY[name], node, path)
             return self._coerce(value, expected, node, path)
         if isinstance(node, yaml.MappingNode) and tag == _STD + 'map':
+            self._check_kind(dict, 'a mapping', expected, node, path)
             return self._coerce(self._mapping(node, path, expected), expected, node, path)
         if isinstance(node, yaml.SequenceNode) and tag == _STD + 'seq':
+            self._check_kind(list, 'a list', expected, node, path)
             return self._coerce(self._sequence(node, path, expected), expected, node, path)
         if isinstance(node, yaml.ScalarNode) and tag in _SCALAR_TAGS:
             try:
@@ -72,6 +89,13 @@ class _Builder:
         raise self.error('tag %s is not allowed: only registered components (!ClassName), !Env '
                          'and plain YAML values are' % tag.replace(_STD, '!!'), node, path)
 
+    def _check_kind(self, cls, shown, expected, node, path):
+        """Refuses a component (or a mapping, a list) that cannot be what `expected` asks for,
+        before anything in it is built."""
+        if not class_fits(cls, expected):
+            raise self.error('expected %s, got %s' % (
+                describe(expected), '(value hidden)' if secret_path(path) else shown), node, path)
+
     def _env(self, node, path):
         if not isinstance(node, yaml.ScalarNode) or not node.value:
             raise self.error('!Env takes the name of an environment variable', node, path)
@@ -82,14 +106,98 @@ class _Builder:
         value.env_name = node.value
         return value
 
+    # --- merge keys -----------------------------------------------------------------------
+
+    def pairs(self, node, path):
+        """A mapping's (key identity, key node, value node) triples with its merge keys
+        resolved as YAML specifies: its own keys win over merged ones, and of `<<: [*a, *b]`
+        the earlier source wins. Worked out once per mapping node, sources first (without
+        recursion: a chain of merges may be long)."""
+        if id(node) not in self.merged:
+            stack = [node]
+            while stack:
+                top = stack[-1]
+                if id(top) in self.merged:
+                    stack.pop()
+                    continue
+                pending = [source for source in self._merge_sources(top, path)
+                           if id(source) not in self.merged]
+                if pending:  # no cycle: load_config_text refused nodes that contain themselves
+                    stack.extend(reversed(pending))
+                else:
+                    self.merged[id(top)] = self._resolve(top, path if top is node
+                                                         else join_path(path, '<<'))
+                    stack.pop()
+        return self.merged[id(node)]
+
+    def _merge_sources(self, node, path):
+        sources = []
+        for key_node, value_node in node.value:
+            if key_node.tag != _MERGE:
+                continue
+            if isinstance(value_node, yaml.MappingNode):
+                sources.append(value_node)
+            elif isinstance(value_node, yaml.SequenceNode) and all(
+                    isinstance(item, yaml.MappingNode) for item in value_node.value):
+                sources.extend(value_node.value)
+            else:
+                raise self.error('a merge key (<<) takes a mapping or a list of mappings (such '
+                                 'as *base or [*a, *b])', value_node, join_path(path, '<<'))
+        return sources
+
+    def _resolve(self, node, path):
+        own = set()
+        merges = 0
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE:
+                merges += 1
+                if merges > 1:
+                    raise self.error('duplicate key (one merge key takes a list: '
+                                     '<<: [*a, *b])', key_node, join_path(path, '<<'))
+                continue
+            identity = self._identity(key_node)
+            if identity in own:
+                raise self.error('duplicate key', key_node, join_path(path, _key_text(key_node)))
+            own.add(identity)
+        if not merges:
+            return [(self._identity(k), k, v) for k, v in node.value]
+        seen = set(own)
+        result = []
+        for key_node, value_node in node.value:
+            if key_node.tag != _MERGE:
+                result.append((self._identity(key_node), key_node, value_node))
+                continue
+            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [
+                value_node]
+            for source in sources:
+                for identity, merged_key, merged_value in self.merged[id(source)]:
+                    self.spend(key_node, path, 'merge keys (<<)')  # overridden ones too
+                    if identity not in seen:
+                        seen.add(identity)
+                        result.append((identity, merged_key, merged_value))
+        return result
+
+    def _identity(self, key_node):
+        """What makes two keys the same key: the value of a plain scalar (`1` and `0x1` are
+        one key), else the node itself (a tagged key is built, and compared, later)."""
+        if key_node.tag == _VALUE:
+            key_node.tag = _STD + 'str'
+        if isinstance(key_node, yaml.ScalarNode) and key_node.tag in _SCALAR_TAGS:
+            try:
+                return 'value', self.loader.construct_object(key_node, deep=True)
+            except (ValueError, LookupError, yaml.YAMLError):
+                pass  # an invalid key: building it says why
+        return 'node', id(key_node)
+
+    # --- components and plain values ------------------------------------------------------
+
     def _component(self, cls, node, path):
         if id(node) in self.components:
             return self.components[id(node)]
         if isinstance(node, yaml.ScalarNode) and node.value == '':
             items = []
         elif isinstance(node, yaml.MappingNode):
-            self.loader.flatten_mapping(node)
-            items = node.value
+            items = self.pairs(node, path)
         else:
             raise self.error('!%s takes a mapping of its arguments' % cls.__name__, node, path)
         try:
@@ -101,14 +209,11 @@ class _Builder:
         named = [n for n, p in params.items()
                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         kwargs = {}
-        for key_node, value_node in items:
-            key = self.loader.construct_object(key_node) if isinstance(
-                key_node, yaml.ScalarNode) else None
-            key_path = join_path(path, key)
+        for identity, key_node, value_node in items:
+            key = identity[1] if identity[0] == 'value' else None
             if not isinstance(key, str):
                 raise self.error('keys of !%s must be names' % cls.__name__, key_node, path)
-            if key in kwargs:
-                raise self.error('duplicate key', key_node, key_path)
+            key_path = join_path(path, key)
             if key not in named and not takes_any:
                 close = difflib.get_close_matches(key, named, 1)
                 hint = 'did you mean %r? ' % close[0] if close else ''
@@ -126,7 +231,7 @@ class _Builder:
             text = e.message if isinstance(e, ConfigError) else exception_text(e)
             # 'key: problem' from a constructor points at that key, when the config has it
             key, sep, problem = text.partition(': ')
-            for key_node, value_node in items:
+            for _, key_node, value_node in items:
                 if sep and getattr(key_node, 'value', None) == key:
                     raise self.error('!%s: %s' % (cls.__name__, problem), value_node,
                                      join_path(path, key))
@@ -135,7 +240,6 @@ class _Builder:
         return obj
 
     def _mapping(self, node, path, expected):
-        self.loader.flatten_mapping(node)
         key_type, value_type = Any, Any
         for alternative in alternatives(expected):
             if type_origin(alternative) is dict:
@@ -143,11 +247,11 @@ class _Builder:
                 key_type, value_type = args if len(args) == 2 else (Any, Any)
                 break
         result = {}
-        for key_node, value_node in node.value:
+        for _, key_node, value_node in self.pairs(node, path):
             key = self.build(key_node, path, key_type)
             if isinstance(key, (list, dict)):
                 raise self.error('mapping keys must be plain values', key_node, path)
-            if key in result:
+            if key in result:  # tagged keys (!Env NAME) are known only once built
                 raise self.error('duplicate key', key_node, join_path(path, key))
             result[key] = self.build(value_node, join_path(path, key), value_type)
         return result
@@ -168,6 +272,10 @@ class _Builder:
         except Mismatch as e:
             shown = shown_value(value, path)
             raise self.error('%s%s' % (e, (', got ' + shown) if shown else ''), node, path)
+
+
+def _key_text(key_node):
+    return key_node.value if isinstance(key_node, yaml.ScalarNode) else None
 
 
 def load_config(filename: str, root_type: type = Any,
@@ -217,15 +325,12 @@ def load_config_text(text: str, filename: str = '<config>', root_type: type = An
             raise ConfigError('invalid YAML: an alias makes this node contain itself', filename,
                               cycle.start_mark.line + 1)
         builder = _Builder(loader, filename)
-        loader.flatten_mapping(root)
         config = {}  # type: Dict[str, Any]
-        for key_node, value_node in root.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+        for identity, key_node, value_node in builder.pairs(root, ''):
+            key = identity[1] if identity[0] == 'value' else None
             if key not in TOP_LEVEL_KEYS:
                 raise builder.error('unknown top-level key; expected: %s' % ', '.join(
-                    TOP_LEVEL_KEYS), key_node, str(key))
-            if key in config:
-                raise builder.error('duplicate key', key_node, key)
+                    TOP_LEVEL_KEYS), key_node, str(_key_text(key_node)))
             if key == 'runner':
                 config[key] = builder.build(value_node, key, root_type)
             else:
@@ -235,10 +340,13 @@ def load_config_text(text: str, filename: str = '<config>', root_type: type = An
                               'runner: !MeasurementRunner)', filename, 1)
         config.setdefault('loggers', {})
         return config
-    except yaml.MarkedYAMLError as e:  # from merging (`<<: 1`) while building
+    except yaml.MarkedYAMLError as e:  # a constructor error of PyYAML's not caught where built
         mark = e.problem_mark or e.context_mark
         raise ConfigError('invalid YAML: %s' % (e.problem or e.context), filename,
                           mark.line + 1 if mark else None)
+    except RecursionError:  # composing or building `[[[[...]]]]` hundreds of levels deep
+        raise ConfigError('the config nests too deeply (lists or mappings hundreds of levels '
+                          'inside each other)', filename)
     finally:
         loader.dispose()
 

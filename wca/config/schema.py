@@ -83,6 +83,11 @@ class _Checked:
     def check(cls, value):  # pragma: no cover - overridden
         return None
 
+    @classmethod
+    def accepts_class(cls, value_class):
+        """Whether instances of value_class may pass check(): asked before a component is built."""
+        return True
+
 
 def Numeric(min_value=None, max_value=None):
     """An int or float annotation with an inclusive range, e.g. `interval: Numeric(0, 60)`."""
@@ -97,7 +102,11 @@ def Numeric(min_value=None, max_value=None):
                 max_value is not None and value > max_value):
             return 'expected a %s' % desc  # the caller adds the value, unless it is a secret
         return None
+
+    def accepts_class(cls, value_class):
+        return issubclass(value_class, (int, float)) and not issubclass(value_class, bool)
     return type('Numeric', (_Checked,), {'description': desc, 'check': classmethod(check),
+                                         'accepts_class': classmethod(accepts_class),
                                          'min_value': min_value, 'max_value': max_value})
 
 
@@ -122,7 +131,8 @@ def Path(absolute=False, must_exist=False, mode=None):
                 word for bit, word in ((os.R_OK, 'read'), (os.W_OK, 'write'), (os.X_OK, 'execute'))
                 if mode & bit) or 'access'
         return None
-    return type('Path', (_Checked,), {'description': desc, 'check': classmethod(check)})
+    return type('Path', (_Checked,), {'description': desc, 'check': classmethod(check),
+                                      'accepts_class': classmethod(_accepts_str)})
 
 
 class Str(_Checked):
@@ -132,6 +142,14 @@ class Str(_Checked):
     @classmethod
     def check(cls, value):
         return None if isinstance(value, str) else 'expected a string'
+
+    @classmethod
+    def accepts_class(cls, value_class):
+        return _accepts_str(cls, value_class)
+
+
+def _accepts_str(cls, value_class):
+    return issubclass(value_class, str)
 
 
 class Mismatch(Exception):
@@ -203,12 +221,16 @@ def describe(tp) -> str:
 
 
 def _plural(description: str) -> str:
-    """'a string' -> 'strings', 'an integer or null' -> 'integers or null': list contents."""
+    """'a string' -> 'strings', 'an integer or null' -> 'integers or null', 'a Node component
+    (...)' -> 'Node components (...)': list contents."""
     words = []
     for part in description.split(' or '):
         article, _, rest = part.partition(' ')
         if article in ('a', 'an') and rest:
             noun, space, tail = rest.partition(' ')
+            if tail == 'component' or tail.startswith('component '):
+                noun, tail = noun + ' component', tail[len('component'):].lstrip()
+                space = ' ' if tail else ''
             part = noun + 's' + space + tail
         words.append(part)
     return ' or '.join(words)
@@ -248,7 +270,7 @@ def shown_value(value, path):
     """How a bad value is shown in an error: secrets and !Env values never are."""
     if isinstance(value, EnvValue):
         return '(the value of !Env %s)' % value.env_name
-    if path and _SECRET_KEY.search(path.rsplit('.', 1)[-1]):
+    if secret_path(path):
         return '(value hidden)'
     if value is None:
         return 'null'
@@ -258,6 +280,11 @@ def shown_value(value, path):
         return '!' + type(value).__name__
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + '...'
+
+
+def secret_path(path):
+    """Whether the last key of a key path looks like it holds a secret (password, token...)."""
+    return bool(path and _SECRET_KEY.search(path.rsplit('.', 1)[-1]))
 
 
 def exception_text(e):
@@ -315,6 +342,39 @@ def check_value(value, tp):
     if isinstance(value, tp):
         return value
     raise Mismatch('expected ' + describe(tp))
+
+
+def class_fits(value_class, tp) -> bool:
+    """Whether an instance of value_class could pass check_value(instance, tp). The loader asks
+    before it builds a component (or a mapping's or a list's contents), so that nothing of the
+    wrong kind is ever constructed: a constructor may act (a registered subprocess.Popen runs a
+    command). A factory that is not a class is checked only once it is built."""
+    if not inspect.isclass(value_class):
+        return True
+    if tp is Any or tp is inspect.Parameter.empty or tp is object or isinstance(tp, typing.TypeVar):
+        return True
+    if tp is type(None):
+        return False
+    origin = type_origin(tp)
+    if origin is typing.Union:
+        return any(class_fits(value_class, alternative) for alternative in type_args(tp))
+    if origin in (list, set, frozenset, tuple):
+        return issubclass(value_class, list)
+    if origin is dict:
+        return issubclass(value_class, dict)
+    if not inspect.isclass(tp):
+        return True  # an annotation check_value cannot check either
+    if issubclass(tp, _Checked):
+        return bool(tp.accepts_class(value_class))
+    if issubclass(tp, enum.Enum):
+        return issubclass(value_class, (tp, str, int, float))  # tp(value) converts these
+    if tp in (int, float):
+        return issubclass(value_class, (int, float) if tp is float else int) and not issubclass(
+            value_class, bool)
+    try:
+        return issubclass(value_class, tp)
+    except TypeError:  # an annotation issubclass cannot answer (a non-runtime Protocol, ...)
+        return True
 
 
 def _from_env(value):
