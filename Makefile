@@ -44,7 +44,7 @@ run: venv
 test-tools:
 	tools/install-test-tools
 
-test: test-tools test311 test36 lint test-packaging
+test: test-tools test311 test36 lint test-packaging molecule
 
 test311: venv
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
@@ -52,13 +52,15 @@ test311: venv
 test36: venv36
 	$(VENV36)/bin/python -m pytest $(PYTEST_ARGS)
 
-lint: venv
+lint: venv lint-ansible
 	$(VENV)/bin/python -m flake8 wca tests testing benchmarks examples
 
 bench: venv
 	$(VENV)/bin/python -m benchmarks $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(VENV36) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) $(VENV36) $(ANSIBLE_VENV) build dist *.egg-info .pytest_cache
 
 -include packaging/packaging.mk
+# The Ansible role: wheelhouse, lint-ansible, molecule (ansible/ansible.mk).
+-include ansible/ansible.mk

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 
+from benchmarks import perf, procfs, storages
 from benchmarks.tasks import make_tasks
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,6 +38,14 @@ def parse_args(argv):
                         help='at least this many iterations per N (default: 30)')
     parser.add_argument('--storage-metrics', type=int, default=100000,
                         help='metrics for the LogStorage benchmark (default: 100000; 0: skip)')
+    parser.add_argument('--storage-tasks', type=int, default=1000,
+                        help='tasks for the Kafka/endpoint/LogStorage store comparison '
+                             '(benchmarks/storages.py; default: 1000; 0: skip)')
+    parser.add_argument('--procfs-tasks', type=int, default=100,
+                        help='tasks for the sched and working set size benchmark '
+                             '(benchmarks/procfs.py; default: 100; 0: skip)')
+    parser.add_argument('--no-perf', action='store_true',
+                        help='skip the perf counters benchmark (benchmarks/perf.py)')
     parser.add_argument('--no-detection', action='store_true',
                         help='skip the DetectionRunner overhead benchmark')
     parser.add_argument('--no-c', action='store_true', help='skip the C floor')
@@ -148,6 +157,14 @@ def main(argv=None):
         sys.stderr.write('LogStorage, %d metrics...\n' % args.storage_metrics)
         results['storage'] = run_worker({'job': 'storage', 'metrics': args.storage_metrics,
                                          'repeat': 3 if args.quick else 7})
+    if args.storage_tasks:
+        sys.stderr.write('storages at %d tasks...\n' % args.storage_tasks)
+        results['storages'] = storages.run(args.storage_tasks, args.quick)
+    if args.procfs_tasks:
+        results['procfs'] = procfs.bench(args, REPO)
+    if not args.no_perf and kind == 'cgroupfs':
+        results['perf'] = perf.run(args.sizes, args.budget / 2, args.rounds, args.min_iterations,
+                                   not args.no_c)
     path = args.json or os.path.join(
         REPO, 'bench-results', 'bench-%s.json' % datetime.datetime.now().strftime('%Y%m%d-%H%M%S'))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -225,6 +242,9 @@ def report(results, old=None) -> str:
                          storage['metrics'], storage['store']['median_ms'],
                          storage['us_per_metric'], storage['encode']['median_ms'],
                          storage['output_bytes'] / 1e6, storage['peak_rss_mb']))
+    lines += storages.report(results.get('storages'))
+    lines += procfs.report(results.get('procfs'))
+    lines += perf.report(results.get('perf'))
     if sizes:
         lines += [''] + goals(sizes)
     if old:

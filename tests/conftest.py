@@ -4,10 +4,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import time
+import warnings
 
 import pytest
 
 from testing.cgroups import Cgroups
+from wca.cgroups import CgroupLayout
 from wca.components import register_components
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,7 +36,7 @@ def require_tool(name, install):
 def promtool_check(text: bytes):
     """Runs `promtool check metrics` on exposition text; fails the test on any error, and on
     any lint finding other than the known one: original counter names without _total."""
-    from wca.metrics import LEGACY_COUNTERS
+    from wca.metrics import LEGACY_COUNTERS, LEGACY_GAUGES
     promtool = require_tool('promtool', 'tools/install-test-tools')
     result = subprocess.run([promtool, 'check', 'metrics'], input=text, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
@@ -40,9 +44,11 @@ def promtool_check(text: bytes):
     assert result.returncode in (0, 3), output  # 1: the text could not be parsed
     for line in output.splitlines():
         name, _, problem = line.partition(' ')
-        assert name in LEGACY_COUNTERS and problem in (
+        assert (name in LEGACY_COUNTERS and problem in (
             'counter metrics should have "_total" suffix',
-            'non-histogram and non-summary metrics should not have "_count" suffix'), line
+            'non-histogram and non-summary metrics should not have "_count" suffix')) or (
+            name in LEGACY_GAUGES and problem == (
+                'non-histogram and non-summary metrics should not have "_count" suffix')), line
     return output
 
 
@@ -83,6 +89,62 @@ def cgroups():
         made.cleanup()
 
 
+class PerfCgroups(Cgroups):
+    """Cgroups made in the v1 perf_event hierarchy too."""
+
+    def mounts(self):
+        return super().mounts() + [self.layout.v1['perf_event']]
+
+
+@pytest.fixture
+def perf_cgroups():
+    """Like `cgroups`, in the perf_event hierarchy too: when it is not mounted (as on the test
+    machines) it is mounted in a temporary directory and unmounted after the test."""
+    require_root()
+    mount = CgroupLayout.detect().v1.get('perf_event')
+    temporary = None
+    bound_elsewhere = _perf_event_hierarchy()[0] != 0  # a hierarchy mounted only elsewhere
+    if mount is None:
+        temporary = tempfile.mkdtemp(prefix='wca-test-perf-')
+        subprocess.check_call(['mount', '-t', 'cgroup', '-o', 'perf_event', 'none', temporary])
+    try:
+        made = PerfCgroups()
+        try:
+            yield made
+        finally:
+            made.cleanup()
+    finally:
+        if temporary:
+            # The hierarchy goes at unmount only if no cgroup, not even a dying one, is left in
+            # it (the kernel frees removed cgroups asynchronously); then perf_event returns to
+            # cgroup2. A container started meanwhile may have mounted it too, and keeps it.
+            _wait_for(lambda: _perf_event_hierarchy()[1] <= 1, 5.0)
+            subprocess.check_call(['umount', temporary])
+            os.rmdir(temporary)
+            if not bound_elsewhere and not _wait_for(lambda: _perf_event_hierarchy()[0] == 0, 10.0):
+                warnings.warn('perf_event is still bound to a v1 hierarchy after the test unmounted '
+                              'it (mounted elsewhere too, by a container started meanwhile?)')
+
+
+def _perf_event_hierarchy():
+    """(hierarchy id, number of cgroups) of perf_event in /proc/cgroups."""
+    with open('/proc/cgroups') as f:
+        for line in f:
+            fields = line.split()
+            if fields[0] == 'perf_event':
+                return int(fields[1]), int(fields[2])
+    return 0, 0
+
+
+def _wait_for(condition, timeout):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def stop_process(process, sig=signal.SIGTERM, timeout=10):
     """Stops a child by pid; returns its exit status."""
     if process.poll() is None:
@@ -102,3 +164,16 @@ def pki(tmp_path_factory):
     require_tool('openssl', 'apt-get install -y openssl')
     from tls_ca import make_pki
     return make_pki(str(tmp_path_factory.mktemp('pki')))
+
+
+@pytest.fixture
+def kafka_broker(tmp_path):
+    """A real Kafka-protocol broker (Tansu, in memory) on a free port of 127.0.0.1, stopped by pid
+    afterwards (tests/kafka_broker.py)."""
+    from kafka_broker import Broker
+    broker = Broker(require_tool('tansu', 'tools/install-test-tools'), tmp_path)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -429,21 +429,22 @@ def test_contract_allocator_valid_allocations_are_stored_invalid_ones_counted(tm
     by_name = {}
     for name, labels, value in allocations:
         by_name.setdefault(name, []).append((labels, value))
-    assert [(lab['task_id'], v) for lab, v in by_name['allocation_cpu_quota']] == [(a, 0.5)]
-    assert [(lab['task_id'], v) for lab, v in by_name['allocation_cpu_shares']] == [(a, 2)]
-    assert [(lab['task_id'], v) for lab, v in
-            by_name['allocation_cpuset_cpus_number_of_cpus']] == [(a, 1)]
-    ways = by_name['allocation_rdt_l3_cache_ways']
-    assert [(lab['task_id'], lab['group_name'], lab['domain_id'], v) for lab, v in ways] == [
-        (a, 'be', '0', 4)]
-    assert by_name['allocations_count'][0][1] == 4
-    assert by_name['allocations_errors'][0][1] == 4
-    assert all(lab.get('task_id') != b for name, samples in by_name.items() for lab, _ in samples
-               if name.startswith('allocation_'))
+    # What each task holds after the iteration: a's new values (applied to its cgroups), b's
+    # unchanged ones (all of b's were rejected).
+    assert sorted((lab['task_id'], v) for lab, v in by_name['allocation_cpu_quota']) == [
+        (a, 0.5), (b, 1.0)]
+    assert sorted((lab['task_id'], v) for lab, v in by_name['allocation_cpu_shares']) == [
+        (a, 2), (b, 1.024)]
+    assert [v for lab, v in by_name['allocation_cpuset_cpus_number_of_cpus']
+            if lab['task_id'] == a] == [1]
+    assert 'allocation_rdt_l3_cache_ways' not in by_name  # no resctrl here: rdt is rejected
+    assert by_name['allocations_count'][0][1] == 8  # returned: 4 for a, 3 for b, 1 for no task
+    assert by_name['allocations_errors'][0][1] == 5
     rejected = [line for line in stderr.splitlines() if 'allocation rejected' in line]
-    assert len(rejected) == 4, stderr
+    assert len(rejected) == 5, stderr
     assert all(' WARNING ' in line for line in rejected)
     for text in ("task %r: cpu_quota" % b, "unknown allocation type 'no_such_allocation'",
-                 "task %r: cpuset_cpus" % b, "'no-such-task': not a task of this iteration"):
+                 "task %r: cpuset_cpus" % b, "'no-such-task': cpu_quota: not a task of this "
+                 "iteration", "task %r: rdt: resctrl is not mounted" % a):
         assert any(text in line for line in rejected), (text, rejected)
     assert [v for name, lab, v in stored['anomalies'] if name == 'contract_allocator_calls'] == [1]

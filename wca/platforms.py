@@ -30,6 +30,10 @@ class RDTInformation:
     rdt_cache_control_enabled: bool = False
     rdt_mb_monitoring_enabled: bool = False
     rdt_mb_control_enabled: bool = False
+    # Monitoring (info/L3_MON): the events it counts (llc_occupancy, mbm_total_bytes,
+    # mbm_local_bytes) and how many monitoring groups (RMIDs) the hardware has.
+    mon_features: Tuple[str, ...] = ()
+    num_rmids: Optional[int] = None
 
 
 @dataclass

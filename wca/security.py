@@ -15,6 +15,9 @@ from wca import fsutil
 
 CAP_DAC_OVERRIDE = 1
 CAP_SETUID = 7
+CAP_SYS_ADMIN = 21
+CAP_PERFMON = 38  # Linux 5.8: perf without CAP_SYS_ADMIN
+CAP_SYS_PTRACE = 19
 SECBIT_NO_SETUID_FIXUP = 1 << 2
 PR_GET_SECUREBITS = 27
 
@@ -27,7 +30,7 @@ class Privilege:
 
 
 DAC_OVERRIDE = Privilege(
-    'CAP_DAC_OVERRIDE', 'to write cgroup (and resctrl) files for allocations',
+    'CAP_DAC_OVERRIDE', 'to write cgroup (and resctrl) files for allocations and RDT monitoring',
     'add CAP_DAC_OVERRIDE to AmbientCapabilities= and CapabilityBoundingSet= in the systemd unit'
     ' (packaging/systemd/wca.service does), or start it from root with: setpriv --reuid=wca '
     '--regid=wca --init-groups --inh-caps=+dac_override --ambient-caps=+dac_override wca ...')
@@ -38,8 +41,27 @@ NO_SETUID_FIXUP = Privilege(
     'SECBIT_NO_SETUID_FIXUP', 'to keep capabilities when changing the effective uid',
     'set SecureBits=no-setuid-fixup in the systemd unit')
 PERF_EVENT_PARANOID = Privilege(
-    'kernel.perf_event_paranoid <= 0', 'to open perf counters of other users\' processes',
-    'run: sysctl -w kernel.perf_event_paranoid=0 (and set it in /etc/sysctl.d/ to persist)')
+    'kernel.perf_event_paranoid <= 0', 'to open perf counters of other users\' processes (per '
+    'task cgroup and uncore counters are system-wide per CPU)',
+    'run: sysctl -w kernel.perf_event_paranoid=0 (and set it in /etc/sysctl.d/ to persist), or '
+    'add CAP_PERFMON to AmbientCapabilities= and CapabilityBoundingSet= in the systemd unit')
+# Working set size (wss_reset_cycles) and DIMMs (gather_hw_mm_topology). Measured on Linux 6.18:
+# reading another user's /proc/<pid>/smaps_rollup fails with EACCES unless CAP_SYS_PTRACE (the
+# kernel's PTRACE_MODE_READ check; CAP_DAC_OVERRIDE does not help), and /proc/<pid>/clear_refs
+# is mode 0200, owned by the process's user, with no ptrace check: writing it takes
+# CAP_DAC_OVERRIDE (CAP_SYS_PTRACE does not help).
+SYS_PTRACE = Privilege(
+    'CAP_SYS_PTRACE', 'to read /proc/<pid>/smaps_rollup of tasks\' processes that run as other '
+    'users (working set size: wss_reset_cycles)',
+    'add CAP_SYS_PTRACE to AmbientCapabilities= and CapabilityBoundingSet= in the systemd unit')
+CLEAR_REFS = Privilege(
+    'CAP_DAC_OVERRIDE', 'to write /proc/<pid>/clear_refs of tasks\' processes that run as other '
+    'users (working set size resets: wss_reset_cycles, wss_stable_cycles)',
+    'add CAP_DAC_OVERRIDE to AmbientCapabilities= and CapabilityBoundingSet= in the systemd unit')
+DMI_TABLES = Privilege(
+    'CAP_DAC_OVERRIDE', 'for dmidecode to read /sys/firmware/dmi/tables (gather_hw_mm_topology: '
+    'true); it must be in the ambient set to pass to the dmidecode process',
+    'add CAP_DAC_OVERRIDE to AmbientCapabilities= and CapabilityBoundingSet= in the systemd unit')
 
 
 def effective_capabilities(proc: str = '/proc') -> int:
@@ -69,7 +91,7 @@ def required_privileges(runner) -> List[Privilege]:
     """What the configured runner needs: runners declare it with required_privileges()
     (plugin runners may too); a runner without that method needs nothing."""
     own = getattr(runner, 'required_privileges', None)
-    return list(own()) if callable(own) else []
+    return list(dict.fromkeys(own())) if callable(own) else []  # each once, in order
 
 
 def missing_privileges(needed: List[Privilege], proc: str = '/proc') -> List[Privilege]:
@@ -84,8 +106,14 @@ def missing_privileges(needed: List[Privilege], proc: str = '/proc') -> List[Pri
             missing.append(privilege)
         elif privilege is NO_SETUID_FIXUP and not (securebits() or 0) & SECBIT_NO_SETUID_FIXUP:
             missing.append(privilege)
+        elif privilege is SYS_PTRACE and not caps & (1 << CAP_SYS_PTRACE):
+            missing.append(privilege)
+        elif privilege in (CLEAR_REFS, DMI_TABLES) and not caps & (1 << CAP_DAC_OVERRIDE):
+            missing.append(privilege)
         elif privilege is PERF_EVENT_PARANOID:
             paranoid = perf_event_paranoid(proc)  # 0 and -1 are fine; unreadable is not
+            if caps & (1 << CAP_PERFMON | 1 << CAP_SYS_ADMIN):
+                continue  # the kernel lets these bypass perf_event_paranoid
             if paranoid is None or paranoid > 0:
                 missing.append(privilege)
     return missing

@@ -105,7 +105,12 @@ def test_task_only_in_cgroup2_uses_cpu_stat(cgroups):
     with open(cgroups.layout.unified + relative + '/cgroup.procs', 'w') as f:
         f.write(str(process.pid))
     task = TaskCgroup(relative, cgroups.layout)
-    assert task.files == [cgroups.layout.unified + relative + '/cpu.stat']
+    directory = cgroups.layout.unified + relative
+    # cpu.stat (and pressure stall information, which this kernel keeps in cgroup2 too)
+    assert task.files == [directory + '/' + name for name in (
+        'cpu.stat', 'cpu.pressure', 'memory.pressure', 'io.pressure')
+        if os.path.exists(directory + '/' + name)]
+    assert task.files[0] == directory + '/cpu.stat'
     m = {}
     for _ in range(200):
         m = task.measure()

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import time
+import uuid
 
 import pytest
 
@@ -211,6 +212,99 @@ def test_sandbox_allows_what_the_agent_needs_and_no_more(box):
     assert box.sh('ls -A /root').stdout.split()  # root's home has files...
     assert results['list_root_home'] == []  # ...which the service cannot see
     assert results['see_host_tmp'] == 'ok'  # a private /tmp
+
+
+ALLOCATION_RULES = """\
+- name: every allocation type
+  task_id: {task}
+  allocations: {{cpu_quota: 0.5, cpu_shares: 2, cpuset_cpus: "0", cpuset_mems: "0",
+                cpuset_memory_migrate: 1, migrate_pages: 0}}
+"""
+ALLOCATION_CONFIG = """\
+runner: !AllocationRunner
+  node: !StaticNode {{tasks: [{task}]}}
+  allocator: !StaticAllocator {{config: /etc/wca/allocation_rules.yaml}}
+  metrics_storage: !LogStorage {{output_filename: /var/lib/wca/metrics.prom, overwrite: true}}
+  allocations_storage: !LogStorage {{output_filename: /var/lib/wca/allocations.prom, overwrite: true}}
+  anomalies_storage: !LogStorage {{output_filename: /var/lib/wca/anomalies.prom, overwrite: true}}
+"""
+# Its v1 cpu, cpuacct and cpuset cgroups (no memory one: without memory.numa_stat the agent
+# cannot tell that the pages are on node 0 already, and calls migrate_pages every iteration),
+# and one process in them, started as `user`.
+ALLOCATION_TASK = """\
+for c in cpu cpuacct cpuset; do mkdir -p /sys/fs/cgroup/$c/{task}; done
+cat /sys/fs/cgroup/cpuset/cpuset.cpus > /sys/fs/cgroup/cpuset/{task}/cpuset.cpus
+cat /sys/fs/cgroup/cpuset/cpuset.mems > /sys/fs/cgroup/cpuset/{task}/cpuset.mems
+setsid sh -c 'for c in cpu cpuacct cpuset; do echo $$ > /sys/fs/cgroup/$c/{task}/cgroup.procs; done
+    exec setpriv --reuid={user} --regid={user} --clear-groups sleep 3600' \\
+    > /dev/null 2>&1 < /dev/null &
+"""
+
+
+def allocation_counters(box):
+    text = box.sh('cat /var/lib/wca/allocations.prom 2>/dev/null', check=False).stdout
+    found = {}
+    for name, labels, value in re.findall(r'^(allocations_(?:written|rejected)_total)\{([^}]*)\} '
+                                          r'(\S+)$', text, re.M):
+        found[(name[12:-6],) + tuple(sorted(re.findall(r'(?:allocation_type|reason)="(\w+)"',
+                                                       labels)))] = float(value)
+    return found
+
+
+def test_every_allocation_type_under_the_unit(box):
+    """The agent under the installed unit applies each cgroup allocation type to a real task
+    (the files read back) and migrate_pages (allowed by the unit's system call filter) to a
+    process of its own user; another user's process takes CAP_SYS_PTRACE, the drop-in
+    docs/allocation.md gives. (RDT needs resctrl, which this machine lacks.) The container's
+    v1 hierarchies are read-only, as docker mounts them: made writable as on a host."""
+    task = 'wca-alloc-%s' % uuid.uuid4().hex[:8]
+    hierarchies = ('cpu', 'cpuacct', 'cpuset', 'memory')
+    box.sh('cp -p /etc/wca/wca_config.yml /root/wca_config.yml.good')
+    try:
+        box.sh(' && '.join('mount -o remount,bind,rw /sys/fs/cgroup/%s' % c for c in hierarchies))
+        box.sh(ALLOCATION_TASK.format(task=task, user='wca'))
+        box.sh("cat > /etc/wca/allocation_rules.yaml <<'EOF'\n%sEOF" % ALLOCATION_RULES.format(
+            task=task))
+        box.sh("cat > /etc/wca/wca_config.yml <<'EOF'\n%sEOF" % ALLOCATION_CONFIG.format(
+            task=task))
+        box.sh('rm -f /var/lib/wca/allocations.prom && systemctl restart wca')
+        counters = wait_for(lambda: allocation_counters(box).get(('written', 'migrate_pages')),
+                            'migrate_pages written') and allocation_counters(box)
+        assert not [key for key in counters if key[0] == 'rejected'], counters
+        for kind in ('cpu_quota', 'cpu_shares', 'cpuset_cpus', 'cpuset_memory_migrate'):
+            assert counters[('written', kind)] == 1, (kind, counters)  # once: then it is held
+        assert counters[('written', 'cpuset_mems')] == 0  # node 0 is the only one: held already
+        cpus = int(box.sh('nproc').stdout)
+        read = {name: box.sh('cat /sys/fs/cgroup/%s/%s/%s' % (name.split('.')[0], task, name)
+                             ).stdout.strip()
+                for name in ('cpu.cfs_quota_us', 'cpu.cfs_period_us', 'cpu.shares', 'cpuset.cpus',
+                             'cpuset.mems', 'cpuset.memory_migrate')}
+        assert read == {'cpu.cfs_quota_us': str(max(1000, 500 * cpus)), 'cpu.cfs_period_us': '1000',
+                        'cpu.shares': '2000', 'cpuset.cpus': '0', 'cpuset.mems': '0',
+                        'cpuset.memory_migrate': '1'}
+        # A root-owned process: refused without CAP_SYS_PTRACE, moved with the drop-in.
+        box.sh('for p in $(cat /sys/fs/cgroup/cpu/%s/cgroup.procs); do kill $p; done' % task)
+        box.sh(ALLOCATION_TASK.format(task=task, user='root'))
+        wait_for(lambda: allocation_counters(box).get(('rejected', 'migrate_pages', 'permission')),
+                 'migrate_pages of a root process refused')
+        assert 'migrate_pages of process' in journal(box)
+        box.sh("mkdir -p /etc/systemd/system/wca.service.d && printf '[Service]\\n"
+               "CapabilityBoundingSet=CAP_SYS_PTRACE\\nAmbientCapabilities=CAP_SYS_PTRACE\\n' "
+               "> /etc/systemd/system/wca.service.d/ptrace.conf && systemctl daemon-reload && "
+               "rm -f /var/lib/wca/allocations.prom && systemctl restart wca")
+        counters = wait_for(lambda: allocation_counters(box).get(('written', 'migrate_pages')),
+                            'migrate_pages written with CAP_SYS_PTRACE') and allocation_counters(box)
+        assert not [key for key in counters if key[0] == 'rejected'], counters
+    finally:
+        box.sh('rm -rf /etc/systemd/system/wca.service.d /etc/wca/allocation_rules.yaml && '
+               'cp -p /root/wca_config.yml.good /etc/wca/wca_config.yml && '
+               'systemctl daemon-reload && systemctl restart wca', check=False)
+        box.sh('for p in $(cat /sys/fs/cgroup/cpu/%s/cgroup.procs); do kill $p; done; sleep 0.5; '
+               'for c in cpu cpuacct cpuset; do rmdir /sys/fs/cgroup/$c/%s; done' % (task, task),
+               check=False)
+        box.sh(' ; '.join('mount -o remount,bind,ro /sys/fs/cgroup/%s' % c for c in hierarchies),
+               check=False)
+    assert box.sh('systemctl is-active wca').stdout.strip() == 'active'
 
 
 def test_stops_cleanly_and_restarts(box):

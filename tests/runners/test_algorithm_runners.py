@@ -1,6 +1,7 @@
 """DetectionRunner and AllocationRunner around algorithms: encoding, checking, failures."""
 import pytest
 
+from resctrl_tree import ResctrlTree
 from testing.recording import Recording
 from wca.allocators import Allocator, AllocationType, NOPAllocator, RDTAllocation
 from wca.detectors import (AnomalyDetector, ContendedResource, ContentionAnomaly,
@@ -102,15 +103,16 @@ class FixedAllocator(Allocator):
         return self.allocations(tasks_data), [], [Metric('allocator_debug', 1)]
 
 
-def allocation_runner(paths, allocator):
+def allocation_runner(paths, allocator, **options):
     storages = Recording(), Recording(), Recording()
     runner = AllocationRunner(config=AllocationRunnerConfig(
         node=StaticNode(tasks=paths), allocator=allocator, metrics_storage=storages[0],
-        anomalies_storage=storages[1], allocations_storage=storages[2], interval=0))
+        anomalies_storage=storages[1], allocations_storage=storages[2], interval=0, **options))
     return (runner,) + storages
 
 
-def test_valid_allocations_are_stored_invalid_ones_counted(cgroups, caplog):
+def test_valid_allocations_are_stored_invalid_ones_counted(cgroups, caplog, tmp_path):
+    tree = ResctrlTree(str(tmp_path / 'resctrl'))  # RDT allocation: resctrl laid out as the kernel's
     a, b = cgroups.create('a'), cgroups.create('b')
     a_id, b_id = a.strip('/'), b.strip('/')
 
@@ -119,11 +121,12 @@ def test_valid_allocations_are_stored_invalid_ones_counted(cgroups, caplog):
             a_id: {AllocationType.QUOTA: 0.5, 'cpu_shares': 2, AllocationType.CPUSET_CPUS: '0',
                    AllocationType.RDT: RDTAllocation(name='be', l3='L3:0=00ff', mb='MB:0=30')},
             b_id: {AllocationType.QUOTA: -1, AllocationType.CPUSET_CPUS: '0-4095',
-                   AllocationType.RDT: RDTAllocation(l3='L3:0=f0f'), 'nonsense': 1},
+                   AllocationType.RDT: RDTAllocation(l3='L3:0=505'), 'nonsense': 1},
             'not-a-task': {AllocationType.QUOTA: 0.1},
         }
     allocator = FixedAllocator(allocations)
-    runner, metrics, anomalies, stored = allocation_runner([a, b], allocator)
+    runner, metrics, anomalies, stored = allocation_runner(
+        [a, b], allocator, resctrl=tree, rdt_groups_file=str(tmp_path / 'groups'))
     runner.iterate()
     assert allocator.seen[a_id][AllocationType.QUOTA] == 1.0  # what the tasks have now
     assert allocator.seen[a_id][AllocationType.SHARES] == 1.024
@@ -133,8 +136,10 @@ def test_valid_allocations_are_stored_invalid_ones_counted(cgroups, caplog):
     assert stored.value('allocation_rdt_l3_cache_ways', task_id=a_id, group_name='be') == 8
     assert stored.value('allocation_rdt_l3_mask', task_id=a_id, domain_id='0') == 0xff
     assert stored.value('allocation_rdt_mb', task_id=a_id, domain_id='0') == 30
-    assert not [m for m in stored.batches[-1] if m.labels.get('task_id') == b_id]
-    assert stored.value('allocations_count') == 4
+    # b keeps what it had: every one of its allocations was rejected
+    assert stored.value('allocation_cpu_quota', task_id=b_id) == 1.0
+    assert stored.value('allocation_rdt_l3_cache_ways', task_id=b_id, domain_id='0') == 11
+    assert stored.value('allocations_count') == 9  # returned: 4 for a, 4 for b, 1 for no task
     assert stored.value('allocations_errors') == 5
     rejected = [r.getMessage() for r in caplog.records if 'allocation rejected' in r.getMessage()]
     assert any('not-a-task' in m for m in rejected)

@@ -1,14 +1,22 @@
 """MeasurementRunner on real cgroups: what an operator sees in the stored metrics."""
 import os
+import socket
 import subprocess
 import threading
+import urllib.request
+
+import pytest
 
 from conftest import promtool_check, stop_process, wca_command, write_config
-from wca.nodes import Node, Task
-from wca.runners.measurement import MeasurementRunner
-from wca.nodes.static import CgroupDirectoryNode, StaticNode
 from testing.recording import Recording
+from wca.allocators import NOPAllocator
+from wca.exposition import encode
+from wca.nodes import Node, Task
+from wca.nodes.static import CgroupDirectoryNode, StaticNode
+from wca.runners import AllocationRunner
+from wca.runners.measurement import MeasurementRunner
 from wca.storage import LogStorage
+from wca.storage.http import PrometheusEndpointStorage
 
 
 def runner_for(node, storage, **kwargs):
@@ -93,7 +101,7 @@ def test_failing_node_still_stores_platform_metrics():
     runner = runner_for(BrokenNode(), storage)
     runner.iterate()
     runner.iterate()
-    assert storage.value('wca_node_errors_total') == 2
+    assert storage.value('wca_node_errors_total', reason='exception') == 2
     assert storage.value('wca_tasks') == 0
     assert storage.last('platform_cpu_usage')
 
@@ -186,3 +194,44 @@ def test_an_unexpected_error_in_an_iteration_does_not_end_the_loop(caplog):
     runner = runner_for(NonsenseNode(), storage, iterations=3)
     assert runner.run() == 0
     assert len([r for r in caplog.records if 'failed; the next one goes on' in r.getMessage()]) == 3
+
+
+def test_a_nodes_own_failure_counts_reach_the_metrics_by_reason():
+    """KubernetesNode never raises: it counts its failures by reason, which the runner exports
+    beside the exceptions of plugin nodes."""
+    from tls_ca import closed_port
+    from wca.nodes.kubernetes import KubernetesNode
+    node = KubernetesNode(kubelet_enabled=True, client_token_path=None, timeout=1,
+                          kubelet_endpoint='http://127.0.0.1:%d' % closed_port())
+    storage = Recording()
+    runner = runner_for(node, storage)
+    runner.iterate()
+    runner.iterate()
+    assert storage.value('wca_node_errors_total', reason='connection') == 2
+    assert storage.value('wca_node_errors_total', reason='exception') == 0
+    promtool_check(encode(storage.batches[-1])[0].encode())
+
+
+def test_a_storage_shared_by_roles_reports_itself_once_and_is_scraped(cgroups):
+    """The /metrics endpoint behind anchors for all three roles: served from the start, its own
+    counters in the agent's metrics once, and closed when the runner stops."""
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    endpoint = PrometheusEndpointStorage(port=port)
+    runner = AllocationRunner(node=StaticNode(tasks=[cgroups.create('t')]),
+                              allocator=NOPAllocator(),
+                              metrics_storage=endpoint, anomalies_storage=endpoint,
+                              allocations_storage=endpoint, interval=0, iterations=2)
+    runner.setup()
+    urllib.request.urlopen('http://127.0.0.1:%d/-/healthy' % port, timeout=5).read()
+    runner.iterate()
+    text = urllib.request.urlopen('http://127.0.0.1:%d/metrics' % port, timeout=5).read().decode()
+    assert 'task_up{' in text and 'allocations_count{' in text
+    runner.iterate()
+    text = urllib.request.urlopen('http://127.0.0.1:%d/metrics' % port, timeout=5).read().decode()
+    assert text.count('\nwca_endpoint_scrapes_total{') == 1
+    promtool_check(text.encode())
+    runner.close()
+    with pytest.raises(OSError):
+        urllib.request.urlopen('http://127.0.0.1:%d/metrics' % port, timeout=5)

@@ -1,10 +1,13 @@
 """The runner's loop as systemd and an operator see it: notify messages, the watchdog during
 long intervals, and signals arriving in the middle of a metrics write."""
+import array
+import fcntl
 import os
 import re
 import signal
 import socket
 import subprocess
+import termios
 import time
 
 from conftest import stop_process, wca_command, write_config
@@ -49,6 +52,17 @@ def test_watchdog_is_pinged_during_a_long_interval(tmp_path):
         sock.close()
 
 
+def wait_until_pipe_is_full(pipe, deadline):
+    """Until the writer has filled the pipe (so it is blocked in write()), without reading."""
+    unread = array.array('i', [0])
+    while time.monotonic() < deadline:
+        fcntl.ioctl(pipe.fileno(), termios.FIONREAD, unread)
+        if unread[0] >= 60000:  # the pipe holds 64 KiB
+            return
+        time.sleep(0.02)
+    raise AssertionError('the agent wrote only %d bytes' % unread[0])
+
+
 def test_sigterm_during_large_writes_to_stderr_leaves_every_line_whole(tmp_path):
     """Metrics on stderr with long label values, written back to back into a pipe nobody reads
     yet, so the agent is blocked in the middle of a write when SIGTERM arrives. Every line is a
@@ -59,11 +73,12 @@ def test_sigterm_during_large_writes_to_stderr_leaves_every_line_whole(tmp_path)
   interval: 0
   extra_labels: {padding: %s}
 ''' % ('x' * 4000))
-    for delay in (0.9, 1.1, 1.3):  # after start-up (about 0.4 s), mid-stream
+    for extra in (0, 0.05, 0.1):
         process = subprocess.Popen(wca_command('-c', config, '--root'), stderr=subprocess.PIPE,
                                    universal_newlines=True)
         try:
-            time.sleep(delay)
+            wait_until_pipe_is_full(process.stderr, deadline=time.monotonic() + 30)
+            time.sleep(extra)  # the agent is blocked in a write now
             process.send_signal(signal.SIGTERM)
             _, stderr = process.communicate(timeout=10)
         finally:

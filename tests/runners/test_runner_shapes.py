@@ -136,3 +136,17 @@ def test_a_failing_shared_storage_is_counted_for_each_of_its_roles(cgroups):
 class _NoAllocations:
     def allocate(self, platform, tasks_data):
         return {}, [], []
+
+
+def test_a_task_label_that_collides_after_sanitising_is_dropped_and_counted(cgroups, caplog):
+    path = cgroups.create('labelled')
+    node = Tasks(path, labels={'own.ip': 'task', 'app-name': 'x', 'app_name': 'y'})
+    storage = Recording()
+    runner = AllocationRunner(node=node, allocator=_NoAllocations(), metrics_storage=storage,
+                              anomalies_storage=Recording(), allocations_storage=Recording(),
+                              interval=0, extra_labels={'own_ip': '10.0.0.1'})
+    runner.iterate()
+    labels = storage.last('task_up')[0].labels
+    assert labels['own_ip'] == '10.0.0.1' and labels['app_name'] == 'y'
+    assert storage.value('wca_labels_dropped_total') == 2
+    assert len([r for r in caplog.records if 'dropped' in r.getMessage()]) == 2

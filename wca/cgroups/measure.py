@@ -4,7 +4,7 @@ import logging
 import os
 from typing import Callable, Dict, List, Optional, Set, Tuple  # noqa: F401 (type comments)
 
-from wca import fsutil
+from wca import fsutil, pressure
 from wca.cgroups.layout import GONE, CgroupLayout, CgroupNotFound, CgroupVanished, source_directory
 from wca.metrics import MetricName, Measurements
 from wca.sources import TaskSource, TaskSourceFactory
@@ -143,6 +143,12 @@ _SOURCES = [
     ('memory_stat', 'v2:memory', 'memory.stat', _v2_memory_stat),
     ('memory_numa', 'memory', 'memory.numa_stat', _v1_numa_stat),
     ('memory_numa', 'v2:memory', 'memory.numa_stat', _v2_numa_stat),
+    # Pressure stall information: in every cgroup2 directory of a kernel with PSI, whatever
+    # controllers are enabled there (also for v1 tasks of a hybrid host: PSI follows the task's
+    # cgroup2 directory).
+    ('cpu_pressure', 'v2:', 'cpu.pressure', pressure.TASK_CPU),
+    ('memory_pressure', 'v2:', 'memory.pressure', pressure.TASK_MEMORY),
+    ('io_pressure', 'v2:', 'io.pressure', pressure.TASK_IO),
 ]
 
 

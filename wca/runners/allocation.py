@@ -1,25 +1,34 @@
-"""AllocationRunner: MeasurementRunner plus an allocator. The allocator sees each task's
-current allocations (TaskData.allocations, read from its cgroup); its answer is checked against
-the platform and the tasks and stored as metrics in allocations_storage.
+"""AllocationRunner: MeasurementRunner plus an allocator whose answer is applied to the kernel.
 
-Applying allocations to cgroups and resctrl is not in this version: the runner logs that
-once and stores what would be applied."""
+Each iteration: what every task is given now is read from its cgroups (and resctrl group) into
+TaskData.allocations; allocate() is called; its answer is checked (wca.allocations) and written
+where the kernel does not hold it already (wca.actuator: cgroup v1 and v2 settings,
+migrate_pages, resctrl control groups). An invalid allocation, or one the kernel refuses, is
+rejected alone: logged once while it repeats (naming the task, the type and the reason), and
+counted by type and reason; every other allocation still applies. What each task holds then is
+stored as allocation_* metrics in allocations_storage, with the counters.
+
+dry_run: true computes, checks and stores, and writes nothing (not even the root resctrl group
+reset at start).
+"""
 import logging
 import time
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple  # noqa: F401 (type comments)
 
 from dataclasses import dataclass, field
 
 from wca import security
-from wca.allocations import allocations_to_metrics, current_allocations, validate_allocations
-from wca.allocators import AllocationConfiguration, Allocator
-from wca.cgroups.layout import CgroupNotFound, CgroupVanished
-from wca.cgroups.measure import TaskCgroup
-from wca.cgroups.settings import ALLOCATION_SOURCES
+from wca.actuator import Actuator, container_name
+from wca.allocations import NO_TYPE, Rejection, allocations_to_metrics, validate_allocations
+from wca.allocators import AllocationConfiguration, AllocationType, Allocator
+from wca.cgroups.settings import Units
 from wca.config import Numeric
 from wca.detectors import TasksData
 from wca.metrics import Metric, MetricName
 from wca.platforms import Platform
+from wca.resctrl import rdt
+from wca.resctrl.control import RDTControl
+from wca.resctrl.info import Resctrl, ResctrlUnavailable
 from wca.runners.algorithm import call_algorithm
 from wca.runners.measurement import (MeasurementRunner, MeasurementRunnerConfig,
                                      adopt_measurement_runner, flat_or_config)
@@ -32,16 +41,25 @@ log = logging.getLogger(__name__)
 @dataclass
 class AllocationRunnerConfig(MeasurementRunnerConfig):
     """MeasurementRunnerConfig plus: allocator (required), anomalies_storage,
-    allocations_storage, action_delay (sets the interval when given) and
-    allocation_configuration, and measurement_runner (the 2.0 shape: the measurement options
-    given as a !MeasurementRunner)."""
+    allocations_storage, action_delay (sets the interval when given), measurement_runner (the
+    2.0 shape: the measurement options given as a !MeasurementRunner), and
+
+    rdt_cache_control_required, rdt_mb_control_required: exit 1 at start unless resctrl can
+      allocate L3 cache (memory bandwidth);
+    remove_all_resctrl_groups: at start, remove every resctrl control and monitoring group
+      (other tools' too);
+    dry_run: check and store the allocations, write nothing.
+    (allocation_configuration is a MeasurementRunnerConfig option: give it here or in
+    measurement_runner.)"""
     allocator: Allocator = None  # required (checked in __post_init__)
     anomalies_storage: Storage = field(default_factory=LogStorage)
     allocations_storage: Storage = field(default_factory=LogStorage)
     action_delay: Optional[Numeric(0, 3600)] = None
     measurement_runner: Optional[MeasurementRunner] = None
-    allocation_configuration: AllocationConfiguration = field(
-        default_factory=AllocationConfiguration)
+    rdt_mb_control_required: bool = False
+    rdt_cache_control_required: bool = False
+    remove_all_resctrl_groups: bool = False
+    dry_run: bool = False
 
     def __post_init__(self):
         adopt_measurement_runner(self, self.measurement_runner)
@@ -50,72 +68,135 @@ class AllocationRunnerConfig(MeasurementRunnerConfig):
             raise ValueError('allocator is required (for example allocator: !NOPAllocator)')
         if self.action_delay is not None:
             self.interval = self.action_delay
+        if self.rdt_enabled is False and (self.rdt_cache_control_required or
+                                          self.rdt_mb_control_required):
+            raise ValueError('rdt_enabled is false, so RDT control cannot be required: set '
+                             'rdt_cache_control_required / rdt_mb_control_required to false, or '
+                             'leave rdt_enabled out')
 
 
 @flat_or_config(AllocationRunnerConfig)
 class AllocationRunner(MeasurementRunner):
-    """Each iteration: measure, call allocator.allocate(platform, tasks_data), check and store."""
+    """Each iteration: measure, read what the tasks are given, call
+    allocator.allocate(platform, tasks_data), check and apply the answer, store."""
 
     def __init__(self, config=None, **flat):
         super().__init__(config, **flat)
+        self.allocation_configuration = (self.config.allocation_configuration or
+                                         AllocationConfiguration())
         self._allocations_count = 0
         self._allocations_errors = 0
+        self._written = dict.fromkeys(AllocationType, 0)  # type: Dict[AllocationType, int]
+        self._rejected = {}  # type: Dict[Tuple[str, str], int]  (type, reason) -> count
+        self._rejecting = {}  # type: Dict[Tuple[str, str], str]  (task, type) -> message logged
         self.last_allocations = {}
-        self._told_not_applied = False
-        self._settings = {}  # task id -> TaskCgroup reading its current settings
+        self._control = None  # type: Optional[RDTControl]
+        self._actuator = None  # type: Optional[Actuator]
 
     def required_privileges(self):
-        return super().required_privileges() + [security.DAC_OVERRIDE]
+        needed = super().required_privileges() + [security.DAC_OVERRIDE]
+        c = self.config
+        if c.rdt_enabled is not False and not c.dry_run and (
+                c.resctrl is not None or Resctrl.detect(c.proc_root + '/self/mounts')):
+            needed += rdt.privileges()  # control groups: made, written, threads moved in
+        return list(dict.fromkeys(needed))
 
     def _storages(self):
         return super()._storages() + [('anomalies_storage', self.config.anomalies_storage),
                                       ('allocations_storage', self.config.allocations_storage)]
 
+    # --- start ----------------------------------------------------------------------------
+
+    def setup(self):
+        if self._platform is not None:
+            return
+        super().setup()
+        c = self.config
+        conf = self.allocation_configuration
+        if self._rdt is not None:
+            control = RDTControl(self._rdt, self._layout, self._errors)
+            control.start(conf.default_rdt_l3, conf.default_rdt_mb, c.remove_all_resctrl_groups,
+                          c.rdt_cache_control_required, c.rdt_mb_control_required, c.dry_run)
+            self._control = control
+            # before RDT monitoring: a task's new threads join its control group first
+            self._tasks.factories.insert(1, control)
+        elif c.rdt_cache_control_required or c.rdt_mb_control_required:
+            raise ResctrlUnavailable('rdt_%s_control_required is true, but resctrl is not mounted'
+                                     ' (RDT allocation needs a CPU with Intel RDT or AMD PQoS and '
+                                     'resctrl mounted at /sys/fs/resctrl)' % (
+                                         'cache' if c.rdt_cache_control_required else 'mb'))
+        units = Units(cpus=self._platform.topology.cpus, quota_period=int(conf.cpu_quota_period),
+                      shares_unit=conf.cpu_shares_unit)
+        self._actuator = Actuator(self._layout, units, self._control)
+        if c.dry_run:
+            log.info('dry_run: allocations are checked and stored, nothing is written')
+
+    # --- one iteration --------------------------------------------------------------------
+
     def _iterate_body(self, platform: Platform, tasks_data: TasksData) -> List[Metric]:
-        self._read_current_allocations(platform, tasks_data)
+        self._actuator.read(tasks_data)
         started = time.monotonic()
         answer = call_algorithm(self, 'allocator', 'allocate', 3, platform, tasks_data)
         allocations, anomalies, extra = answer if answer is not None else ({}, [], [])
         duration = time.monotonic() - started
-        valid, errors = validate_allocations(allocations, tasks_data, platform)
-        for message in errors:
-            log.warning('allocation rejected: %s', message)
-        self._allocations_errors += len(errors)
-        self._allocations_count += sum(len(a) for a in valid.values())
-        self.last_allocations = valid
-        if valid and not self._told_not_applied:
-            self._told_not_applied = True
-            log.warning('allocations are checked and stored, not applied: this version of wca '
-                        'does not write cgroup or resctrl settings yet')
+        valid, rejections, count = validate_allocations(
+            allocations, tasks_data, platform, self._rdt_check(), self._rdt_unavailable())
+        written, refused, target = self._actuator.apply(valid, tasks_data, platform,
+                                                        self.config.dry_run)
+        rejections += refused
+        for rejection in refused:
+            valid.get(rejection.task_id, {}).pop(AllocationType(rejection.allocation_type), None)
+        self.last_allocations = {task_id: a for task_id, a in valid.items() if a}
+        self._count(count, rejections, written)
 
         make = Metric.create_metric_with_metadata
         labels = self.common_labels
         extra.append(make(MetricName.ANOMALY_COUNT, len(anomalies), labels))
         self.store(self.config.anomalies_storage, extra, 'anomalies_storage')
-        allocation_metrics = allocations_to_metrics(valid, self.task_labels())
-        allocation_metrics += [
+        names = {task_id: container_name(data.cgroup_path) for task_id, data in tasks_data.items()}
+        metrics = allocations_to_metrics(target, self.task_labels(), names)
+        metrics += [
             make(MetricName.ALLOCATIONS_COUNT, self._allocations_count, labels),
             make(MetricName.ALLOCATIONS_ERRORS, self._allocations_errors, labels),
             make(MetricName.ALLOCATION_DURATION, duration, labels),
         ]
-        self.store(self.config.allocations_storage, allocation_metrics, 'allocations_storage')
+        for kind, value in self._written.items():
+            metrics.append(make(MetricName.ALLOCATIONS_WRITTEN, value,
+                                dict(labels, allocation_type=kind.value)))
+        for (kind, reason), value in sorted(self._rejected.items()):
+            metrics.append(make(MetricName.ALLOCATIONS_REJECTED, value,
+                                dict(labels, allocation_type=kind, reason=reason)))
+        self.store(self.config.allocations_storage, metrics, 'allocations_storage')
         return []
 
-    def _read_current_allocations(self, platform: Platform, tasks_data: TasksData):
-        """Fills TaskData.allocations; it stays None for a task whose settings cannot be read."""
-        unit = self.config.allocation_configuration.cpu_shares_unit
-        settings = {}
-        for task_id, data in tasks_data.items():
-            reader = self._settings.get(task_id)
-            if reader is None or reader.cgroup_path != data.cgroup_path:
-                try:
-                    reader = TaskCgroup(data.cgroup_path, self._layout, self._errors,
-                                        ALLOCATION_SOURCES)
-                except CgroupNotFound:
-                    continue
-            settings[task_id] = reader
-            try:
-                data.allocations = current_allocations(reader.measure(), platform.cpus, unit)
-            except CgroupVanished:
-                continue
-        self._settings = settings
+    def _rdt_check(self):
+        return self._control.check if self._control is not None else None
+
+    def _rdt_unavailable(self) -> str:
+        if self.config.rdt_enabled is False:
+            return 'RDT is off (rdt_enabled: false)'
+        return ('resctrl is not mounted (RDT allocation needs a CPU with Intel RDT or AMD PQoS and '
+                'resctrl mounted at /sys/fs/resctrl)')
+
+    def _count(self, count: int, rejections: List[Rejection], written: Dict[AllocationType, int]):
+        self._allocations_count += count
+        self._allocations_errors += len(rejections)
+        for kind, value in written.items():
+            self._written[kind] += value
+        now = {}  # type: Dict[Tuple[str, str], str]
+        for rejection in rejections:
+            key = (rejection.allocation_type, rejection.reason)
+            self._rejected[key] = self._rejected.get(key, 0) + 1
+            task_key = (rejection.task_id, rejection.allocation_type)
+            text = rejection.log_text()
+            if task_key in now:  # several of one task and type (unknown types): each logged
+                task_key += (text,)
+            now[task_key] = text
+            if self._rejecting.get(task_key) != text:
+                log.warning('allocation rejected (%s): %s', rejection.reason, text)
+        for task_key, text in self._rejecting.items():
+            if task_key not in now and task_key[0] in self._tasks.tracked \
+                    and task_key[1] != NO_TYPE and len(task_key) == 2:
+                log.info('allocation of task %r: %s is no longer rejected', task_key[0],
+                         task_key[1])
+        self._rejecting = now

@@ -9,28 +9,37 @@ import logging
 import os
 import threading
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 from dataclasses import dataclass, field, fields, MISSING
 
-from wca import __version__, fsutil, sdnotify
+from wca import __version__, fsutil, hwmem, procfs, sdnotify, wss
+from wca.allocators import AllocationConfiguration
 from wca.cgroups.layout import CgroupLayout, CgroupVanished
 from wca.cgroups.measure import CgroupSourceFactory
 from wca.config import Numeric, Path
 from wca.detectors import TaskData, TasksData
 from wca.exposition import sanitize_label_name
+from wca.labels import LabelGenerators, TaskLabelGenerator, check_generators
+from wca.labels import TaskLabelRegexGenerator  # noqa: F401 (the original's import path)
 from wca.logger import counter as log_counter
 from wca.metrics import Metric, MetricName, export_metrics_from_measurements
 from wca.nodes.base import Node, Task
+from wca.perf import setup as perf_setup
 from wca.platforms import Platform, PlatformCollector, hostname
+from wca.pressure import PressureSource
+from wca.resctrl import rdt
+from wca.resctrl.info import Resctrl, ResctrlUnavailable
 from wca.runners.base import Runner
 from wca.runners.tasks import TaskTracker
-from wca.security import Privilege
+from wca.sched import SchedSourceFactory
+from wca.security import CLEAR_REFS, DMI_TABLES, PERF_EVENT_PARANOID, SYS_PTRACE, Privilege
 from wca.sources import PlatformSource, TaskSourceFactory
 from wca.storage.base import Storage
 from wca.storage.log import LogStorage
 
 log = logging.getLogger(__name__)
+PHASES = ('discovery', 'platform', 'tasks', 'algorithm', 'storage')  # wca_duration_seconds{function}
 
 
 @dataclass
@@ -41,36 +50,78 @@ class MeasurementRunnerConfig:
     metrics_storage: where metrics go (default: Prometheus text on stderr).
     interval: seconds between iteration starts.
     extra_labels: labels added to every metric (for example the node's IP).
-    rdt_enabled, event_names, enable_derived_metrics: RDT and perf counters (not in this
-      version: only their off values are accepted).
+    rdt_enabled: Intel RDT monitoring through resctrl (cache occupancy, memory bandwidth per
+      task): unset = when resctrl is mounted, true = required (exit 1 at start without it),
+      false = off.
+    rdt_groups_file: where the agent records the resctrl groups it made, so that its next start
+      removes those a killed run left behind (and no one else's); null: no record.
+    event_names: perf counters per task (task_instructions, task_cycles, software events such as
+      task_task_clock_seconds_total, raw events name__rEEUU); see docs/perf.md.
+    perf_aggregate_cpus: sum the perf counters over CPUs (false: one sample per CPU, label cpu).
+    enable_derived_metrics: task_ipc, task_ips, task_cache_hit_ratio,
+      task_cache_misses_per_kilo_instructions (and the uncore bandwidths) from perf deltas.
+    uncore_event_names: platform (uncore) perf events (platform_cas_count_reads, ...); a list
+      of lists makes separate groups.
+    vmstat: platform_vmstat_* counters (true, the default); a regular expression also exports
+      the /proc/vmstat keys it matches, and each NUMA node's (false: off). See docs/procfs.md.
+    zoneinfo: platform_zoneinfo{numa_node,zone,key} (true, the default), or a regular
+      expression with two groups (key, value) choosing the lines; false: off.
+    sched: task_sched_stat{key} from /proc/<tid>/sched summed over the task's threads: true
+      for every key, a regular expression for the keys it matches (default false: off).
+    wss_reset_cycles, wss_stable_cycles, wss_membw_threshold: working set size per task
+      (wss_reset_cycles unset: off; 0: never reset; see wca.wss).
+    gather_hw_mm_topology: DIMM metrics from dmidecode (and ipmctl), read at start: unset =
+      when available, true = required, false = off.
+    task_label_generators: label name -> generator (!TaskLabelRegexGenerator), applied when a
+      task appears.
+    include_optional_labels: accepted and ignored, as in the original agent (the topology is
+      on wca_information).
+    allocation_configuration: how allocation values map to kernel settings (where the 2.0
+      composition shape gives it: an AllocationRunner takes it from here, or its own).
     iterations: stop after this many iterations (default: run until SIGTERM/SIGINT).
     proc_root, sys_root, cgroup_layout: where the kernel interfaces are (tests point these at
       fixture trees); the cgroup layout is detected from /proc/self/mounts by default.
+    resctrl: the resctrl file system (from Python only: tests give a fixture tree); found in
+      /proc/self/mounts by default.
     """
     node: Node = None  # required: checked in __post_init__, so a flat runner can take config
     metrics_storage: Storage = field(default_factory=LogStorage)
     interval: Numeric(0, 3600) = 1.0
     extra_labels: Optional[Dict[str, str]] = None
     rdt_enabled: Optional[bool] = None
+    rdt_groups_file: Optional[Path(absolute=True)] = rdt.DEFAULT_RECORD
     event_names: Optional[List[str]] = None
     enable_derived_metrics: bool = False
+    perf_aggregate_cpus: bool = True
+    uncore_event_names: Optional[list] = None
     iterations: Optional[Numeric(1, None)] = None
     proc_root: Path(absolute=True) = '/proc'
     sys_root: Path(absolute=True) = '/sys'
     cgroup_layout: Optional[CgroupLayout] = None
+    resctrl: Optional[Resctrl] = None
+    vmstat: Union[bool, str] = True
+    zoneinfo: Union[bool, str] = True
+    sched: Union[bool, str] = False
+    wss_reset_cycles: Optional[int] = None
+    wss_stable_cycles: int = 0
+    wss_membw_threshold: Optional[Numeric(0, None)] = None
+    gather_hw_mm_topology: Optional[bool] = None
+    task_label_generators: Optional[Dict[str, TaskLabelGenerator]] = None
+    include_optional_labels: bool = False
+    allocation_configuration: Optional[AllocationConfiguration] = None
 
     def __post_init__(self):
         if self.node is None:
             raise ValueError('node is required (for example node: !CgroupDirectoryNode)')
-        if self.rdt_enabled:
-            raise ValueError('rdt_enabled: RDT (resctrl) metrics are not in this version of wca;'
-                             ' leave rdt_enabled out or set it to false')
-        if self.event_names:
-            raise ValueError('event_names: perf counters are not in this version of wca; '
-                             'leave event_names out')
-        if self.enable_derived_metrics:
-            raise ValueError('enable_derived_metrics needs perf counters, which are not in this '
-                             'version of wca')
+        procfs.compile_option('vmstat', self.vmstat)
+        procfs.compile_option('zoneinfo', self.zoneinfo, 2)
+        procfs.compile_option('sched', self.sched)
+        wss.check(self.wss_reset_cycles, self.wss_stable_cycles, self.wss_membw_threshold,
+                  self.rdt_enabled)
+        hwmem.check(self.gather_hw_mm_topology)
+        check_generators(self.task_label_generators)
+        perf_setup.check(self.event_names, self.uncore_event_names, self.enable_derived_metrics,
+                         self.proc_root, self.sys_root, self.cgroup_layout)
 
 
 def adopt_measurement_runner(config: MeasurementRunnerConfig, inner) -> None:
@@ -130,10 +181,16 @@ class MeasurementRunner(Runner):
         self._platform_sources = []  # type: List[PlatformSource]
         self._iterations = 0
         self._platform = None  # type: Optional[PlatformCollector]
+        self._rdt = None  # type: Optional[rdt.RDT]
+        self._perf = [], []  # type: Tuple[List[TaskSourceFactory], List[PlatformSource]]
         self._layout = None  # type: Optional[CgroupLayout]
         self._failing = {}  # type: Dict[str, str]  what is failing now, to log changes only
         self._stores = {}  # type: Dict[int, list]  storage id -> [storage, roles, metrics]
         self.common_labels = {}  # type: Dict[str, str]
+        self._label_generators = None  # type: Optional[LabelGenerators]
+        self._hw_memory = {}  # type: dict  DIMM metrics, read once (gather_hw_mm_topology)
+        # seconds of each phase of the last iteration; storage: of the one before (0 at first)
+        self._phases = dict.fromkeys(PHASES, 0.0)  # type: Dict[str, float]
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -146,28 +203,58 @@ class MeasurementRunner(Runner):
         if self._platform is not None:
             return
         c = self.config
+        self._hw_memory = hwmem.collect(c.gather_hw_mm_topology)
+        if c.task_label_generators:
+            self._label_generators = LabelGenerators(c.task_label_generators)
         self._layout = c.cgroup_layout or CgroupLayout.detect(
             os.path.join(c.proc_root, 'self/mounts'))
+        self._rdt = rdt.start(c.rdt_enabled, c.resctrl, self._layout, self._errors,
+                              c.rdt_groups_file, c.proc_root)
         self._platform = PlatformCollector(c.proc_root, c.sys_root, self._errors)
         self.common_labels = {'host': hostname()}
         for key, value in (c.extra_labels or {}).items():
             self.common_labels[sanitize_label_name(key)] = str(value)
         self._information_labels = dict(self.common_labels, wca_version=__version__,
                                         **self._platform.information_labels())
+        self._perf = perf_setup.create(c.event_names, c.uncore_event_names, c.perf_aggregate_cpus,
+                                       c.enable_derived_metrics, self._layout,
+                                       self._platform.topology, c.proc_root, c.sys_root)
         self._tasks = TaskTracker(self._task_source_factories(), self._task_labels,
                                   self.count_error)
         self._platform_sources = self._platform_source_list()
+        self._start_storages()
         log.info('wca %s: %d CPUs, %d NUMA nodes; cgroup v1 controllers: %s; cgroup2: %s',
                  __version__, self._platform.topology.cpus, len(self._platform.topology.node_cpus),
                  ', '.join(sorted(self._layout.v1)) or 'none', self._layout.unified or 'none')
 
     def _task_source_factories(self) -> List[TaskSourceFactory]:
         """What is measured per task, by the configured features (opened per task)."""
-        return [CgroupSourceFactory(self._layout, self._errors)]
+        factories = [CgroupSourceFactory(self._layout, self._errors)]  # type: List[TaskSourceFactory]
+        if self._rdt is not None and self._rdt.monitoring is not None:
+            factories.append(self._rdt.monitoring)
+        factories.extend(self._perf[0])
+        c = self.config
+        if c.sched is not False:
+            factories.append(SchedSourceFactory(procfs.compile_option('sched', c.sched),
+                                                self._layout, c.proc_root, self._errors))
+        if c.wss_reset_cycles is not None:  # after RDT: it reads task_mem_bandwidth_bytes
+            factories.append(wss.WssSourceFactory(
+                self._layout, c.wss_reset_cycles, c.wss_stable_cycles, c.wss_membw_threshold,
+                c.proc_root, self._errors))
+        return factories
 
     def _platform_source_list(self) -> List[PlatformSource]:
         """What is measured for the node beyond PlatformCollector, by the configured features."""
-        return []
+        sources = [PressureSource(self.config.proc_root, self._errors)]  # type: List[PlatformSource]
+        if self._rdt is not None and self._rdt.monitoring is not None:
+            sources.append(self._rdt.monitoring.status())
+        sources.extend(self._perf[1])
+        c = self.config
+        sources.extend(procfs.platform_sources(c.vmstat, c.zoneinfo, c.proc_root, c.sys_root,
+                                               self._errors))
+        if self._hw_memory:
+            sources.append(hwmem.HardwareTopologySource(self._hw_memory))
+        return sources
 
     def close(self):
         """Releases every task's and the platform's sources, and the storages' resources."""
@@ -180,7 +267,7 @@ class MeasurementRunner(Runner):
             except Exception:
                 log.exception('closing %s failed', type(source).__name__)
         self._platform_sources = []
-        for role, storage in self._storages():
+        for role, storage in self._distinct_storages():
             close = getattr(storage, 'close', None)
             if callable(close):
                 try:
@@ -188,8 +275,33 @@ class MeasurementRunner(Runner):
                 except Exception as e:
                     log.error('%s (%s): closing failed: %s', role, type(storage).__name__, e)
 
+    def _distinct_storages(self) -> List[Tuple[str, Storage]]:
+        """Each storage object once (YAML anchors share one between roles), named by its roles."""
+        distinct = {}  # type: Dict[int, Tuple[List[str], Storage]]
+        for role, storage in self._storages():
+            distinct.setdefault(id(storage), ([], storage))[0].append(role)
+        return [(' and '.join(roles), storage) for roles, storage in distinct.values()]
+
+    def _start_storages(self):
+        """Lets storages that serve or connect (the /metrics endpoint, Kafka) start before the
+        first iteration, so a port in use is said at start; a failure is logged and the
+        storage tries again when it stores."""
+        for role, storage in self._distinct_storages():
+            start = getattr(storage, 'start', None)
+            if callable(start):
+                try:
+                    start()
+                except Exception as e:
+                    self.report_failure(role, '%s (%s) cannot start: %s' % (
+                        role, type(storage).__name__, e))
+
     def run(self) -> int:
-        self.setup()
+        try:
+            self.setup()
+        except (ResctrlUnavailable, hwmem.HardwareTopologyUnavailable) as e:
+            # required and absent: before the loop, not a traceback
+            log.error('%s', e)
+            return 1
         sdnotify.notify('READY=1')
         interval = self.config.interval
         try:
@@ -248,16 +360,24 @@ class MeasurementRunner(Runner):
         started = time.monotonic()
         self._iterations += 1
         tasks = self._discover()
-        platform = self._platform.collect()
+        discovered = time.monotonic()
+        platform = self._platform.collect(self._rdt.information if self._rdt else None)
         for source in self._platform_sources:
             source.collect(platform.measurements)
+        platform_done = time.monotonic()
         tasks_data, task_metrics = self._measure(tasks, platform.timestamp)
         metrics = export_metrics_from_measurements(platform.measurements, self.common_labels)
         metrics.extend(task_metrics)
+        measured = time.monotonic()
         metrics.extend(self._iterate_body(platform, tasks_data))
+        phases = self._phases  # wca_duration_seconds{function}; storage: the previous store
+        phases['discovery'], phases['platform'] = discovered - started, platform_done - discovered
+        phases['tasks'], phases['algorithm'] = measured - platform_done, time.monotonic() - measured
         metrics.extend(self._internal_metrics(len(tasks_data), time.monotonic() - started))
+        storing = time.monotonic()
         self.store(self.config.metrics_storage, metrics, 'metrics_storage')
         self._flush()
+        phases['storage'] = time.monotonic() - storing
         return metrics
 
     def _iterate_body(self, platform: Platform, tasks_data: TasksData) -> List[Metric]:
@@ -276,11 +396,23 @@ class MeasurementRunner(Runner):
             return []
 
     def _task_labels(self, task: Task) -> Dict[str, str]:
+        """The task's label set, worked out once. A task label whose name only becomes equal to
+        another label's by sanitising (`own.ip` beside `own_ip`) is dropped, logged and counted:
+        the label already spelt that way stays, as the text encoder does for metric names."""
         labels = dict(self.common_labels)
-        for key, value in task.labels.items():
-            labels[sanitize_label_name(key)] = str(value)
+        named = [(sanitize_label_name(key), key, value) for key, value in task.labels.items()]
+        named.sort(key=lambda item: item[0] != item[1])  # names already valid first
+        for name, key, value in named:
+            if name != key and name in labels:
+                self.count_error('labels')
+                log.warning('task %s: label %r dropped: its name is %r after sanitising, which '
+                            'another label has', task.task_id, key, name)
+                continue
+            labels[name] = str(value)
         labels['task_id'] = task.task_id
         labels['task_name'] = task.name
+        if self._label_generators is not None:
+            self._label_generators.apply(task, labels)
         return labels
 
     def _measure(self, tasks: List[Task], now: float) -> Tuple[TasksData, List[Metric]]:
@@ -305,9 +437,15 @@ class MeasurementRunner(Runner):
             if task.resources:
                 _requested(task.resources, measurements)
             # Algorithms get copies: what they change must not leak into the node's tasks.
+            task_labels = dict(task.labels)
+            if self._label_generators is not None:  # and the generated labels, as in the original
+                for name in self._label_generators.names:
+                    if name in state.labels and name not in task_labels \
+                            and name not in self.common_labels:
+                        task_labels[name] = state.labels[name]
             tasks_data[task_id] = TaskData(
                 name=task.name, task_id=task_id, cgroup_path=task.cgroup_path,
-                subcgroups_paths=list(task.subcgroups_paths), labels=dict(task.labels),
+                subcgroups_paths=list(task.subcgroups_paths), labels=task_labels,
                 resources=dict(task.resources), measurements=measurements)
             metrics.extend(export_metrics_from_measurements(measurements, state.labels))
         for task_id in vanished:
@@ -320,6 +458,8 @@ class MeasurementRunner(Runner):
         """The files an iteration reads now (platform, agent's own statm, then each task's)."""
         self.setup()
         files = self._platform.files + [os.path.join(self.config.proc_root, 'self/statm')]
+        for source in self._platform_sources:
+            files.extend(getattr(source, 'files', ()))
         for state in self._tasks.tracked.values():
             for source in state.sources:
                 files.extend(getattr(source, 'files', ()))
@@ -344,8 +484,14 @@ class MeasurementRunner(Runner):
             make(MetricName.WCA_ERRORS, log_counter.errors, labels),
             make(MetricName.WCA_TASKS_VANISHED, errors.get('vanished', 0), labels),
             make(MetricName.WCA_MEASUREMENT_ERRORS, errors.get('measurement', 0), labels),
-            make(MetricName.WCA_NODE_ERRORS, errors.get('node', 0), labels),
+            make(MetricName.WCA_LABELS_DROPPED, errors.get('labels', 0), labels),
         ]
+        metrics.extend(self._component_metrics('node', self.config.node, labels))
+        # Failures the node raised (a plugin node); built-in nodes count their own by reason.
+        metrics.append(make(MetricName.WCA_NODE_ERRORS, errors.get('node', 0),
+                            dict(labels, reason='exception')))
+        for phase, seconds in self._phases.items():
+            metrics.append(make(MetricName.WCA_DURATION_SECONDS, seconds, dict(labels, function=phase)))
         for role in ('detector', 'allocator'):
             if getattr(self.config, role, None) is not None:
                 metrics.append(make(MetricName.WCA_ALGORITHM_ERRORS, errors.get(role, 0),
@@ -353,6 +499,8 @@ class MeasurementRunner(Runner):
         rss = _own_rss(self.config.proc_root)
         if rss is not None:
             metrics.append(make(MetricName.WCA_MEM_USAGE_BYTES, rss, labels))
+        for roles, storage in self._distinct_storages():
+            metrics.extend(self._component_metrics(roles, storage, labels))
         for role, storage in self._storages():
             role_labels = dict(labels, storage=role)
             metrics.append(make(MetricName.WCA_STORAGE_ERRORS,
@@ -362,9 +510,37 @@ class MeasurementRunner(Runner):
                 metrics.append(make(MetricName.WCA_METRICS_DROPPED, dropped(), role_labels))
         return metrics
 
+    def _component_metrics(self, role: str, component, labels) -> List[Metric]:
+        """What a node or storage reports of itself through `metrics(labels)` (its failures by
+        reason, queue sizes); a component without that method reports nothing."""
+        own = getattr(component, 'metrics', None)
+        if not callable(own):
+            return []
+        try:
+            reported = list(own(labels))
+            if not all(isinstance(m, Metric) for m in reported):
+                raise TypeError('metrics() must return wca.metrics.Metric objects')
+        except Exception as e:  # a plugin's method: anything may come out of it
+            self.report_failure(role + ':metrics', '%s (%s): metrics() failed: %s: %s' % (
+                role, type(component).__name__, type(e).__name__, e))
+            return []
+        self.report_recovery(role + ':metrics')
+        return reported
+
     def required_privileges(self) -> List[Privilege]:
         """What the configured features need beyond reading files (see wca.security)."""
-        return []
+        c = self.config
+        perf = [PERF_EVENT_PARANOID] if c.event_names or c.uncore_event_names else []
+        memory = []  # type: List[Privilege]
+        if c.wss_reset_cycles is not None:  # other users' smaps; their clear_refs when resetting
+            memory.append(SYS_PTRACE)
+            if c.wss_reset_cycles or c.wss_stable_cycles > 0:
+                memory.append(CLEAR_REFS)
+        if c.gather_hw_mm_topology:
+            memory.append(DMI_TABLES)
+        if rdt.wanted(c.rdt_enabled, c.resctrl, os.path.join(c.proc_root, 'self/mounts')):
+            return rdt.privileges() + perf + memory
+        return perf + memory
 
     def _storages(self) -> List[Tuple[str, Storage]]:
         return [('metrics_storage', self.config.metrics_storage)]

@@ -30,3 +30,24 @@ class FilterStorage(Storage):
 
     def dropped_count(self) -> int:
         return sum(s.dropped_count() for s in self.storages if isinstance(s, Storage))
+
+    def start(self) -> None:
+        for storage in self.storages:
+            start = getattr(storage, 'start', None)
+            if callable(start):
+                start()
+
+    def close(self) -> None:
+        for storage in self.storages:
+            close = getattr(storage, 'close', None)
+            if callable(close):
+                close()
+
+    def metrics(self, labels=None) -> List[Metric]:
+        """What the storages behind the filter report of themselves (queues, connections)."""
+        reported = []
+        for storage in self.storages:
+            own = getattr(storage, 'metrics', None)
+            if callable(own):
+                reported.extend(own(labels))
+        return reported

@@ -1,0 +1,10 @@
+"""Intel RDT (and AMD PQoS) through the resctrl file system.
+
+info.py        is resctrl mounted, what the hardware offers (Platform.rdt_information);
+               the Resctrl handle (root path, mkdir/rmdir of groups: a test tree overrides them)
+groups.py      group names, making and removing groups, running out of RMIDs/CLOSIDs, and the
+               record of the agent's own groups (removed at its next start)
+tasks.py       moving threads into a group: one id per write() to its `tasks` file, with
+               effective uid 0 only around the write when the agent is not root
+monitoring.py  per task: a monitoring group under mon_groups/ and its mon_data metrics
+"""

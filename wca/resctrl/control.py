@@ -1,0 +1,629 @@
+"""Intel RDT allocation: resctrl control groups, their schemata, and tasks moved into them.
+
+One control group per allocation name (RDTAllocation.name; the root group for '', the task id
+made a valid name for None), made when a task is first given it and removed when no task of the
+agent is left in it (only groups the agent made; they are listed in the record of the agent's
+groups, so that a killed run's are removed at the next start). Per iteration a group's schemata
+is written at most once, and only when a domain differs from what the kernel holds; a task's
+threads are moved into its group (one id per write) when it changes group, and threads that
+appear later every iteration before RDT monitoring writes them into the task's monitoring group,
+which moves with the task (MonitoringGroup.move_to).
+
+Checked before anything is written, against what the kernel says (info/, the root schemata):
+the domain ids of each resource, the L3 mask (hexadecimal, not above info/L3/cbm_mask, one run of
+contiguous bits, at least info/L3/min_cbm_bits of them), memory bandwidth (at least
+info/MB/min_bandwidth, rounded up to info/MB/bandwidth_gran; the rounded value is the one written;
+at most 100 unless resctrl counts MB in MBps), the number of CLOSIDs (the root group holds one),
+and two tasks asking one group for different schemata. A write the kernel refuses is reported
+with its own reason (info/last_cmd_status).
+
+At start the root group is reset: the full mask on every L3 domain and 100 % bandwidth, or the
+AllocationConfiguration's default_rdt_l3 / default_rdt_mb; remove_all_resctrl_groups removes
+every control and monitoring group first (other tools' too, as the original agent did).
+"""
+import errno
+import logging
+import math
+import os
+from typing import Dict, List, Optional, Set, Tuple  # noqa: F401 (type comments)
+
+from wca import fsutil
+from wca.allocations import (CONFLICT, KERNEL_REFUSED, OUT_OF_CLOSIDS, PERMISSION, UNSUPPORTED,
+                             VANISHED, InvalidAllocation, digits, schemata_domains)
+from wca.allocators import RDTAllocation
+from wca.cgroups.layout import GONE, CgroupLayout, CgroupNotFound, CgroupVanished, join
+from wca.nodes.base import Task
+from wca.resctrl.groups import OutOfIds, group_name, make_group, remove_group, valid_name
+from wca.resctrl.info import ResctrlUnavailable
+from wca.resctrl.rdt import RDT
+from wca.resctrl.tasks import MissingPrivileges
+from wca.sources import TaskSource, TaskSourceFactory
+
+log = logging.getLogger(__name__)
+
+ROOT = ''
+_SPECIAL = ('info', 'mon_groups', 'mon_data')
+_THREAD_HIERARCHIES = ('cpu', 'cpuacct', 'memory', 'cpuset')  # as RDT monitoring reads them
+
+
+class Rejected(Exception):
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def parse_schemata(text: str) -> Dict[str, Dict[str, str]]:
+    """A group's schemata file: {'L3': {'0': '7ff', '1': '7ff'}, 'MB': {'0': '100', ...}}."""
+    resources = {}
+    for line in text.splitlines():
+        if ':' not in line:
+            continue
+        try:
+            domains = schemata_domains(line)
+        except InvalidAllocation:
+            continue
+        resources[line.strip().partition(':')[0].strip()] = domains
+    return resources
+
+
+def line_of(resource: str, domains: Dict[str, str]) -> str:
+    return '%s:%s' % (resource, ';'.join('%s=%s' % (d, domains[d])
+                                         for d in sorted(domains, key=_domain_order)))
+
+
+def _domain_order(domain: str):
+    return (0, int(domain)) if digits(domain) else (1, domain)
+
+
+def check_l3(text: str, domains: List[str], cbm_mask: str, min_cbm_bits: int) -> str:
+    """The L3 string checked and written canonically ('L3:0=ff;1=f00'); InvalidAllocation."""
+    if not isinstance(text, str) or not text.strip().startswith('L3:'):
+        raise InvalidAllocation('l3 must start with "L3:" (like "L3:0=fffff;1=fffff"), got %r'
+                                % (text,))
+    full = int(cbm_mask, 16)
+    masks = {}
+    for domain, mask in schemata_domains(text).items():
+        _check_domain(domain, domains, 'L3', text)
+        try:
+            bits = int(mask, 16)
+        except ValueError:
+            raise InvalidAllocation('L3 mask %r of domain %s is not hexadecimal' % (mask, domain))
+        if bits & ~full:
+            raise InvalidAllocation('L3 mask %s of domain %s is bigger than cbm_mask %s'
+                                    % (mask, domain, cbm_mask))
+        ones = bin(bits).count('1')
+        if bits == 0 or '0' in bin(bits)[2:].strip('0'):
+            raise InvalidAllocation('L3 mask %s of domain %s: its bits must be contiguous (one run'
+                                    ' of ones)' % (mask, domain))
+        if ones < min_cbm_bits:
+            raise InvalidAllocation('L3 mask %s of domain %s has %d bit%s, fewer than min_cbm_bits'
+                                    ' %d' % (mask, domain, ones, '' if ones == 1 else 's',
+                                             min_cbm_bits))
+        masks[domain] = '%x' % bits
+    return line_of('L3', masks)
+
+
+def check_mb(text: str, domains: List[str], min_bandwidth: int, granularity: int,
+             percent: bool = True) -> str:
+    """The MB string checked, each value rounded up to the granularity ('MB:0=50;1=100')."""
+    if not isinstance(text, str) or not text.strip().startswith('MB:'):
+        raise InvalidAllocation('mb must start with "MB:" (like "MB:0=50;1=100"), got %r'
+                                % (text,))
+    values = {}
+    for domain, value in schemata_domains(text).items():
+        _check_domain(domain, domains, 'MB', text)
+        if not digits(value):
+            raise InvalidAllocation('MB value %r of domain %s is not a whole number'
+                                    % (value, domain))
+        bandwidth = int(value)
+        if bandwidth < min_bandwidth:
+            raise InvalidAllocation('MB value %d of domain %s is below min_bandwidth %d'
+                                    % (bandwidth, domain, min_bandwidth))
+        if granularity > 1:
+            bandwidth = int(math.ceil(bandwidth / granularity)) * granularity
+        if percent and bandwidth > 100:
+            raise InvalidAllocation('MB value %s of domain %s is above 100 (percent)'
+                                    % (value, domain))
+        values[domain] = str(bandwidth)
+    return line_of('MB', values)
+
+
+def _check_domain(domain: str, domains: List[str], resource: str, text: str):
+    if not digits(domain):
+        raise InvalidAllocation('%s domain id %r is not a number (in %r)'
+                                % (resource, domain, text))
+    if domains and domain not in domains and str(int(domain)) not in domains:
+        raise InvalidAllocation('%s domain id %s out of range: this platform has %s' % (
+            resource, domain, ', '.join(domains)))
+
+
+class Group:
+    __slots__ = ('name', 'made', 'members', 'schemata')
+
+    def __init__(self, name: str, made: bool):
+        self.name = name
+        self.made = made  # by this agent: removed when its last task leaves
+        self.members = set()  # type: Set[str]  task ids
+        self.schemata = {}  # type: Dict[str, Dict[str, str]]  as read this iteration
+
+
+class RDTControl(TaskSourceFactory):
+    """The control groups of the agent's tasks; a TaskSourceFactory whose per-task sources move
+    new threads into the task's group every iteration (before RDT monitoring reads them)."""
+
+    def __init__(self, rdt: RDT, layout: CgroupLayout, errors: Dict[str, int]):
+        self.rdt = rdt
+        self.resctrl = rdt.resctrl
+        self.information = rdt.information
+        self.layout = layout
+        self.errors = errors
+        self.cache = bool(self.information.rdt_cache_control_enabled)
+        self.mb = bool(self.information.rdt_mb_control_enabled)
+        self.domains = {}  # type: Dict[str, List[str]]  resource -> domain ids (root schemata)
+        self.percent = True  # MB in percent (not the mba_MBps mount option)
+        self.groups = {ROOT: Group(ROOT, made=False)}  # type: Dict[str, Group]
+        self.members = {}  # type: Dict[str, ControlMember]
+        self._warned = set()  # type: Set[Tuple]
+
+    # --- start ----------------------------------------------------------------------------
+
+    def start(self, default_l3: Optional[str], default_mb: Optional[str], remove_all: bool,
+              cache_required: bool, mb_required: bool, dry_run: bool = False) -> None:
+        """Checks the required features, removes every group (remove_all), resets the root
+        group (dry_run: only checks). Raises ResctrlUnavailable (the agent exits 1)."""
+        if cache_required and not self.cache:
+            raise ResctrlUnavailable('rdt_cache_control_required is true, but resctrl at %s has '
+                                     'no L3 cache allocation (no L3 line in its schemata)'
+                                     % self.resctrl.root)
+        if mb_required and not self.mb:
+            raise ResctrlUnavailable('rdt_mb_control_required is true, but resctrl at %s has no '
+                                     'memory bandwidth allocation (no MB line in its schemata)'
+                                     % self.resctrl.root)
+        if remove_all and not dry_run:
+            self._remove_all()
+        root = self._read_schemata(ROOT)
+        self.domains = {resource: sorted(domains, key=_domain_order)
+                        for resource, domains in root.items()}
+        self.percent = all(int(v) <= 100 for v in root.get('MB', {}).values() if digits(v))
+        lines = []
+        try:
+            if self.cache:
+                lines.append(check_l3(default_l3, self.domains.get('L3', []), self.cbm_mask,
+                                      self.min_cbm_bits) if default_l3 else
+                             line_of('L3', {d: self.cbm_mask for d in self.domains.get('L3', [])}))
+            if self.mb and (default_mb or self.percent):
+                lines.append(self._check_mb(default_mb) if default_mb else
+                             line_of('MB', {d: '100' for d in self.domains.get('MB', [])}))
+        except InvalidAllocation as e:
+            raise ResctrlUnavailable('cannot reset the root resctrl group: %s (default_rdt_l3 / '
+                                     'default_rdt_mb of allocation_configuration)' % e)
+        self.groups[ROOT].schemata = root
+        lines = self._changed_lines(ROOT, lines) if lines else []
+        if lines and not dry_run:
+            try:
+                self._write_schemata(ROOT, lines)
+            except Rejected as e:
+                raise ResctrlUnavailable('cannot reset the root resctrl group: %s' % e)
+            log.info('RDT: root group reset to %s', ', '.join(lines))
+
+    @property
+    def cbm_mask(self) -> str:
+        return self.information.cbm_mask or '0'
+
+    @property
+    def min_cbm_bits(self) -> int:
+        try:
+            return int(self.information.min_cbm_bits or 1)
+        except ValueError:
+            return 1
+
+    def _check_mb(self, text: str) -> str:
+        return check_mb(text, self.domains.get('MB', []), self.information.mb_min_bandwidth or 0,
+                        self.information.mb_bandwidth_gran or 1, self.percent)
+
+    def _remove_all(self):
+        removed = []
+        monitoring = self.resctrl.path('mon_groups')
+        for name in _listdir(monitoring):
+            if os.path.isdir(os.path.join(monitoring, name)) and \
+                    remove_group(self.resctrl, os.path.join('mon_groups', name)):
+                removed.append('mon_groups/' + name)
+        for name in _listdir(self.resctrl.root):
+            if name not in _SPECIAL and os.path.exists(self.resctrl.path(name, 'tasks')) and \
+                    remove_group(self.resctrl, name):
+                removed.append(name)
+        log.info('RDT: remove_all_resctrl_groups: removed %d group%s%s', len(removed),
+                 '' if len(removed) == 1 else 's', (': ' + ', '.join(removed)) if removed else '')
+
+    # --- checks ---------------------------------------------------------------------------
+
+    def unavailable(self) -> Optional[Tuple[str, str]]:
+        """(reason, message) when no RDT allocation can be applied on this host, else None."""
+        if not (self.cache or self.mb):
+            return UNSUPPORTED, ('resctrl at %s has no allocation (no L3 or MB line in its '
+                                 'schemata)' % self.resctrl.root)
+        if self.rdt.writer is None:
+            return PERMISSION, ('the agent cannot move threads between resctrl groups (not root,'
+                                ' and without CAP_SETUID and SecureBits=no-setuid-fixup)')
+        return None
+
+    def default_name(self, task_id: str) -> str:
+        return group_name(task_id)
+
+    def check(self, task_id: str, value: RDTAllocation) -> RDTAllocation:
+        """The allocation with its group name resolved and its strings canonical (MB rounded);
+        InvalidAllocation (with a reason) when it cannot be applied."""
+        unavailable = self.unavailable()
+        if unavailable:
+            raise InvalidAllocation(unavailable[1], unavailable[0])
+        name = value.name if value.name is not None else self.default_name(task_id)
+        if not isinstance(name, str) or (name != ROOT and (not valid_name(name) or '/' in name)):
+            raise InvalidAllocation('%r is not a valid resctrl group name' % (name,))
+        l3 = mb = None
+        if value.l3 is not None:
+            if not self.cache:
+                raise InvalidAllocation('resctrl at %s has no L3 cache allocation (no L3 line in '
+                                        'its schemata)' % self.resctrl.root, UNSUPPORTED)
+            l3 = check_l3(value.l3, self.domains.get('L3', []), self.cbm_mask, self.min_cbm_bits)
+        if value.mb is not None:
+            if not self.mb:
+                raise InvalidAllocation('resctrl at %s has no memory bandwidth allocation (no MB '
+                                        'line in its schemata)' % self.resctrl.root, UNSUPPORTED)
+            mb = self._check_mb(value.mb)
+        return RDTAllocation(name=name, l3=l3, mb=mb)
+
+    # --- what the kernel holds ------------------------------------------------------------
+
+    def current(self, task_ids) -> Dict[str, RDTAllocation]:
+        """Each task's group and its schemata, read once per group this iteration."""
+        if not (self.cache or self.mb):
+            return {}
+        for group in self.groups.values():
+            if group.members or group.name == ROOT:
+                group.schemata = self._read_schemata(group.name)
+        found = {}
+        for task_id in task_ids:
+            member = self.members.get(task_id)
+            if member is None:
+                continue
+            schemata = self.groups[member.group].schemata
+            found[task_id] = RDTAllocation(
+                name=member.group,
+                l3=line_of('L3', schemata['L3']) if self.cache and 'L3' in schemata else None,
+                mb=line_of('MB', schemata['MB']) if self.mb and 'MB' in schemata else None)
+        return found
+
+    def _read_schemata(self, name: str) -> Dict[str, Dict[str, str]]:
+        try:
+            return parse_schemata(fsutil.read_text(self.resctrl.path(name, 'schemata')))
+        except OSError:
+            return {}
+
+    # --- applying -------------------------------------------------------------------------
+
+    def apply(self, allocations: Dict[str, RDTAllocation], dry_run: bool = False
+              ) -> Tuple[Set[str], Dict[str, Rejected]]:
+        """Applies checked allocations (from check()); returns (the tasks whose group or
+        schemata was written, the rejected tasks with why). Each task is rejected alone."""
+        rejected = {}  # type: Dict[str, Rejected]
+        plan = self._plan(allocations, rejected)
+        if dry_run:
+            return set(), rejected
+        written = set()  # type: Set[str]
+        for name, (lines, tasks) in sorted(plan.items()):
+            try:
+                self._ensure_group(name)
+                changed = self._changed_lines(name, lines)
+                if changed:
+                    self._write_schemata(name, changed)
+            except Rejected as e:
+                for task_id in tasks:
+                    rejected[task_id] = e
+                continue
+            for task_id in tasks:
+                member = self.members[task_id]
+                try:
+                    moved = member.group != name and self._move(member, name)
+                except Rejected as e:
+                    rejected[task_id] = e
+                    continue
+                if changed or moved:
+                    written.add(task_id)
+            if changed:
+                log.debug('RDT: group %r schemata: %s', name, '; '.join(changed))
+        self._remove_empty()
+        return written, rejected
+
+    def _plan(self, allocations, rejected) -> Dict[str, Tuple[List[str], List[str]]]:
+        """group -> (the schemata lines asked for it, its tasks), the CLOSIDs and conflicts
+        checked (in task id order: the first task to name a group sets its schemata)."""
+        plan = {}  # type: Dict[str, Tuple[List[str], List[str]]]
+        asked = {}  # type: Dict[Tuple[str, str], Tuple[str, str]]  (group, resource) -> line, task
+        in_use = {member.group for task_id, member in self.members.items()
+                  if task_id not in allocations} - {ROOT}
+        limit = (self.information.num_closids - 1) if self.information.num_closids else None
+        for task_id in sorted(allocations):
+            value = allocations[task_id]
+            name = value.name
+            if task_id not in self.members:
+                rejected[task_id] = Rejected(VANISHED, 'the task\'s threads cannot be found (its '
+                                             'cgroup does not exist)')
+                continue
+            conflict = None
+            for resource, line in (('L3', value.l3), ('MB', value.mb)):
+                earlier = asked.get((name, resource))
+                if line is not None and earlier is not None and earlier[0] != line:
+                    conflict = 'group %r is given %s by task %s in this iteration, not %s' % (
+                        name, earlier[0], earlier[1], line)
+            if conflict:
+                rejected[task_id] = Rejected(CONFLICT, conflict)
+                continue
+            if name != ROOT and name not in in_use and limit is not None and \
+                    len(in_use) + 1 > limit:
+                rejected[task_id] = Rejected(OUT_OF_CLOSIDS, 'group %r would be control group %d,'
+                                             ' but the hardware has %d CLOSIDs (one is the root '
+                                             'group\'s)' % (name, len(in_use) + 1,
+                                                            self.information.num_closids))
+                continue
+            for resource, line in (('L3', value.l3), ('MB', value.mb)):
+                if line is not None:
+                    asked.setdefault((name, resource), (line, task_id))
+            if name != ROOT:
+                in_use.add(name)
+            lines, tasks = plan.setdefault(name, ([], []))
+            tasks.append(task_id)
+            for line in (value.l3, value.mb):
+                if line is not None and line not in lines:
+                    lines.append(line)
+        return plan
+
+    def _ensure_group(self, name: str):
+        group = self.groups.get(name)
+        if group is not None and (name == ROOT or os.path.isdir(self.resctrl.path(name))):
+            return
+        if group is not None:  # removed behind the agent's back: made again
+            self._forget_group(group)
+        made = False
+        if not os.path.isdir(self.resctrl.path(name)):
+            self.rdt.record.made(name)
+            try:
+                made = make_group(self.resctrl, name, self.information)
+            except OutOfIds as e:
+                self.rdt.record.removed(name)
+                raise Rejected(OUT_OF_CLOSIDS, 'cannot make resctrl group %r: %s' % (name, e))
+            except OSError as e:
+                self.rdt.record.removed(name)
+                raise Rejected(_reason(e), 'cannot make resctrl group %r: %s%s' % (
+                    name, e.strerror or e, self._said()))
+            if not made:
+                self.rdt.record.removed(name)
+            else:
+                log.info('RDT: made control group %r', name)
+        else:
+            log.info('RDT: control group %r exists, not made by this agent: used, and left in '
+                     'place', name)
+        group = Group(name, made)
+        group.schemata = self._read_schemata(name)
+        self.groups[name] = group
+
+    def _changed_lines(self, name: str, lines: List[str]) -> List[str]:
+        """The group's whole schemata with `lines` over what it holds, when a domain of them
+        differs from what it holds; else []. The whole schemata is written (the kernel keeps
+        what a write leaves out, a plain file does not: either way the result is the same)."""
+        held = self.groups[name].schemata
+        wanted = {resource: dict(domains) for resource, domains in held.items()}
+        differs = False
+        for line in lines:
+            resource = line.partition(':')[0]
+            current = held.get(resource, {})
+            base = 16 if resource == 'L3' else 10
+            for domain, value in schemata_domains(line).items():
+                now = current.get(domain)
+                try:
+                    same = now is not None and int(now, base) == int(value, base)
+                except ValueError:
+                    same = False
+                if not same:
+                    differs = True
+                wanted.setdefault(resource, {})[domain] = value
+        if not differs:
+            return []
+        return [line_of(resource, domains) for resource, domains in sorted(wanted.items())]
+
+    def _write_schemata(self, name: str, lines: List[str]):
+        path = self.resctrl.path(name, 'schemata')
+        data = ''.join(line + '\n' for line in lines).encode()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_TRUNC | getattr(os, 'O_CLOEXEC', 0))
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise Rejected(_reason(e), 'writing %s to %s failed: %s%s' % (
+                ' and '.join(lines), path, e.strerror or e, self._said()))
+        held = self.groups[name].schemata if name in self.groups else {}
+        for line in lines:
+            held[line.partition(':')[0]] = schemata_domains(line)
+
+    def _move(self, member: 'ControlMember', name: str) -> bool:
+        """Moves all the task's threads into group `name`; its monitoring group follows."""
+        ids = member.thread_ids()
+        tasks_file = self.resctrl.path(name, 'tasks')
+        try:
+            moved, gone, failed = self.rdt.writer.write(tasks_file, sorted(ids))
+        except MissingPrivileges as e:
+            raise Rejected(PERMISSION, str(e))
+        except OSError as e:
+            raise Rejected(_reason(e), 'cannot write to %s: %s%s' % (tasks_file, e.strerror or e,
+                                                                     self._said()))
+        if failed:
+            tid, error = next(iter(failed.items()))
+            if not moved:
+                raise Rejected(_reason(error), 'moving thread %d into group %r failed: %s%s' % (
+                    tid, name, error.strerror or error, self._said()))
+            self.warn_once(('move', member.task_id, error.errno), 'RDT: task %s: %d of its '
+                           'threads (%d first) not moved into group %r: %s', member.task_id,
+                           len(failed), tid, name, error.strerror or error)
+        old = self.groups.get(member.group)
+        if old is not None:
+            old.members.discard(member.task_id)
+        self.groups[name].members.add(member.task_id)
+        member.group = name
+        member.written = set(moved)
+        monitoring = self.rdt.monitoring
+        if monitoring is not None:
+            source = monitoring.groups.get(group_name(member.cgroup_path))
+            if source is not None and source.task_id == member.task_id and \
+                    source.control_group != name:
+                source.move_to(name)
+        return True
+
+    def _remove_empty(self):
+        for group in list(self.groups.values()):
+            if group.name != ROOT and not group.members:
+                self._forget_group(group)
+
+    def _forget_group(self, group: Group):
+        self.groups.pop(group.name, None)
+        if not group.made:
+            return
+        try:
+            remove_group(self.resctrl, group.name)
+        except OSError as e:
+            self.count_error()
+            log.warning('RDT: cannot remove control group %r: %s%s', group.name, e.strerror or e,
+                        self._said())
+            return  # stays in the record: the next start tries again
+        self.rdt.record.removed(group.name)
+        log.info('RDT: removed control group %r (no task left in it)', group.name)
+
+    def _said(self) -> str:
+        status = self.resctrl.last_cmd_status()
+        return ' (the kernel says: %s)' % status if status and status != 'ok' else ''
+
+    def count_error(self):
+        self.errors['measurement'] = self.errors.get('measurement', 0) + 1
+
+    def warn_once(self, key, message, *args):
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message, *args)
+
+    # --- the task lifecycle ---------------------------------------------------------------
+
+    def open(self, task: Task) -> 'ControlMember':
+        member = ControlMember(self, task, _thread_files(self.layout, task))
+        self.members[task.task_id] = member
+        self.groups[ROOT].members.add(task.task_id)
+        return member
+
+    def release(self, member: 'ControlMember'):
+        if self.members.get(member.task_id) is member:
+            del self.members[member.task_id]
+        group = self.groups.get(member.group)
+        if group is not None:
+            group.members.discard(member.task_id)
+            if group.name != ROOT and not group.members:
+                self._forget_group(group)
+
+
+class ControlMember(TaskSource):
+    """One task in its control group: threads that appear later are moved in every
+    iteration."""
+
+    def __init__(self, control: RDTControl, task: Task, thread_files: List[str]):
+        self.control = control
+        self.task_id = task.task_id
+        self.cgroup_path = task.cgroup_path
+        self.thread_files = thread_files
+        self.group = ROOT
+        self.written = set()  # type: Set[int]  thread ids known to be in the group
+
+    @property
+    def files(self) -> List[str]:
+        return list(self.thread_files) if self.group != ROOT else []
+
+    def thread_ids(self) -> Set[int]:
+        ids = set()  # type: Set[int]
+        for path in self.thread_files:
+            try:
+                ids.update(map(int, fsutil.read_bytes(path).split()))
+            except OSError as e:
+                if e.errno in GONE and path is self.thread_files[0]:
+                    raise CgroupVanished(self.cgroup_path, path)
+            except ValueError:
+                continue
+        return ids
+
+    def measure(self, measurements) -> None:
+        if self.group == ROOT:
+            return
+        ids = self.thread_ids()
+        new = ids.difference(self.written)
+        if not new:
+            self.written = ids
+            return
+        c = self.control
+        tasks_file = c.resctrl.path(self.group, 'tasks')
+        try:
+            moved, gone, failed = c.rdt.writer.write(tasks_file, sorted(new))
+        except MissingPrivileges as e:
+            c.warn_once(('privileges',), 'RDT: cannot move threads into control groups: %s', e)
+            return
+        except OSError as e:
+            if e.errno in GONE:  # the group was removed: its threads are in the root group now
+                c.warn_once(('gone', self.group), 'RDT: control group %r was removed by someone '
+                            'else; its tasks are in the root group until allocated again',
+                            self.group)
+                group = c.groups.get(self.group)
+                if group is not None:
+                    group.members.discard(self.task_id)
+                    if not group.members:
+                        c.groups.pop(group.name, None)
+                        if group.made:
+                            c.rdt.record.removed(group.name)
+                self.group = ROOT
+                c.groups[ROOT].members.add(self.task_id)
+                self.written = set()
+                return
+            c.count_error()
+            c.warn_once(('write', self.task_id, e.errno), 'RDT: task %s: cannot write to %s: %s',
+                        self.task_id, tasks_file, e.strerror or e)
+            return
+        if failed:
+            c.count_error()
+            tid, error = next(iter(failed.items()))
+            c.warn_once(('move', self.task_id, error.errno), 'RDT: task %s: %d new threads (%d '
+                        'first) not moved into group %r: %s%s', self.task_id, len(failed), tid,
+                        self.group, error.strerror or error, c._said())
+        self.written = ids.difference(gone).difference(failed)
+
+    def close(self) -> None:
+        self.control.release(self)
+
+
+def _thread_files(layout: CgroupLayout, task: Task) -> List[str]:
+    paths = [task.cgroup_path] + list(task.subcgroups_paths)
+    for controller in _THREAD_HIERARCHIES:
+        mount = layout.v1.get(controller)
+        if mount and os.path.isdir(join(mount, task.cgroup_path)):
+            return [join(mount, path) + '/tasks' for path in paths]
+    if layout.unified and os.path.isdir(join(layout.unified, task.cgroup_path)):
+        return [join(layout.unified, path) + '/cgroup.threads' for path in paths]
+    raise CgroupNotFound(task.cgroup_path, layout.hierarchies() or ['(no cgroup mounts)'])
+
+
+def _reason(error: OSError) -> str:
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return PERMISSION
+    if error.errno in GONE:
+        return VANISHED
+    return KERNEL_REFUSED
+
+
+def _listdir(path: str) -> List[str]:
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return []

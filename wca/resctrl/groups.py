@@ -1,0 +1,223 @@
+"""resctrl groups the agent makes: their names, making and removing them, running out of
+hardware ids, and the record of the agent's own groups.
+
+A control group (a directory under the root) takes a CLOSID, a monitoring group (a directory
+under a control group's mon_groups/) an RMID; the hardware has few of either (info/*/num_closids,
+info/L3_MON/num_rmids), and mkdir fails with ENOSPC when they are all in use, or with EBUSY when
+the free RMIDs are all still "in limbo" (recently freed, their cache lines not yet evicted).
+
+Which groups are the agent's own: a record file (GroupRecord), not a name prefix, so the groups
+keep the names the original agent gave them. The next start removes what the record lists and
+nothing else: groups of other tools, or an operator's, are never touched.
+"""
+import errno
+import logging
+import os
+from typing import Dict, List, Optional  # noqa: F401 (type comments)
+
+from wca import fsutil
+from wca.platforms import RDTInformation
+from wca.resctrl.info import Resctrl
+
+log = logging.getLogger(__name__)
+
+OUT_OF_IDS = (errno.ENOSPC, errno.EBUSY)
+BOOT_ID = '/proc/sys/kernel/random/boot_id'
+
+
+class OutOfIds(Exception):
+    """mkdir of a group failed because the hardware has no free RMID (monitoring group) or
+    CLOSID (control group); the message names the limit."""
+
+    def __init__(self, relative: str, error: OSError, limit: str):
+        super().__init__(limit)
+        self.relative = relative
+        self.errno = error.errno
+
+
+def group_name(cgroup_path: str) -> str:
+    """The original agent's name for a task's group: the cgroup path without the leading '/',
+    with '/' replaced by '-' (/kubepods/besteffort/pod<uid> -> kubepods-besteffort-pod<uid>)."""
+    return cgroup_path.strip('/').replace('/', '-')
+
+
+def valid_name(name: str) -> bool:
+    """Whether resctrl (and the record file) can hold a group of this name."""
+    return bool(name) and name not in ('.', '..', 'info', 'mon_groups', 'mon_data') \
+        and '\n' not in name and len(name.encode('utf-8', 'surrogateescape')) <= 255
+
+
+def monitoring_group(name: str, control_group: str = '') -> str:
+    """The path, relative to the resctrl root, of monitoring group `name` of a control group
+    ('' is the root group)."""
+    return os.path.join(control_group, 'mon_groups', name)
+
+
+def make_group(resctrl: Resctrl, relative: str, information: RDTInformation) -> bool:
+    """Makes a group; True when made, False when it existed already. Raises OutOfIds when the
+    hardware has no id for it, OSError for anything else."""
+    try:
+        resctrl.mkdir(relative)
+        return True
+    except OSError as e:
+        if e.errno == errno.EEXIST:
+            return False
+        if e.errno in OUT_OF_IDS:
+            raise OutOfIds(relative, e, out_of_ids_message(
+                e.errno, 'mon_groups' in relative.split('/'), information,
+                resctrl.last_cmd_status()))
+        raise
+
+
+def remove_group(resctrl: Resctrl, relative: str) -> bool:
+    """Removes a group; False when it was gone already."""
+    try:
+        resctrl.rmdir(relative)
+        return True
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            return False
+        raise
+
+
+def out_of_ids_message(error: int, monitoring: bool, information: RDTInformation,
+                       status: str = '') -> str:
+    """Why mkdir failed with ENOSPC or EBUSY, naming the limit."""
+    said = ' (the kernel says: %s)' % status if status and status != 'ok' else ''
+    if monitoring:
+        count = '%d ' % information.num_rmids if information.num_rmids else ''
+        if error == errno.EBUSY:
+            return ('no free RMID yet: of the %sRMIDs the hardware has (info/L3_MON/num_rmids), '
+                    'the free ones are all still in limbo (freed recently, their cache occupancy '
+                    'above info/L3_MON/max_threshold_occupancy); they free up as the cache lines '
+                    'are evicted%s' % (count, said))
+        return ('out of RMIDs: all %smonitoring groups the hardware has (info/L3_MON/num_rmids) '
+                'are in use%s' % (count, said))
+    count = '%d ' % information.num_closids if information.num_closids else ''
+    if error == errno.EBUSY:
+        return ('no free CLOSID yet: of the %sCLOSIDs the hardware has, the free ones are still '
+                'in use%s' % (count, said))
+    return ('out of CLOSIDs: all %scontrol groups the hardware has (num_closids, the smaller of '
+            'info/L3 and info/MB) are in use%s' % (count, said))
+
+
+class GroupRecord:
+    """The groups this agent made, in a file, so that the next start removes those an earlier
+    run left behind (killed, crashed) and nothing else.
+
+    Format: a header (`boot_id <id>`, `root <resctrl root>`), then `+<group>` appended when a
+    group is made (before the mkdir) and `-<group>` when it is removed (after the rmdir), one
+    write() each with O_APPEND, so a crash at any point leaves at most a group that does not
+    exist listed. A record of another boot or another resctrl root is ignored: groups do not
+    survive a reboot or a remount. Compacted at start and when it grows long.
+
+    A record that cannot be written is warned about once; the agent then goes on without it
+    (what this run leaves behind, only a later run's own tasks would clean up)."""
+
+    def __init__(self, path: Optional[str], root: str, boot_id_file: str = BOOT_ID):
+        self.path = path
+        self.root = root
+        try:
+            self.boot_id = fsutil.read_text(boot_id_file).strip()
+        except OSError:
+            self.boot_id = 'unknown'
+        self.live = {}  # type: Dict[str, None]  groups made and not removed, in order
+        self._lines = 0
+
+    def leftovers(self) -> List[str]:
+        """The groups the record lists as made and not removed, by a run of this boot on this
+        resctrl root."""
+        if not self.path:
+            return []
+        try:
+            text = fsutil.read_text(self.path)
+        except FileNotFoundError:
+            return []
+        except OSError as e:
+            self._disable('cannot read it: %s' % (e.strerror or e))
+            return []
+        header, groups = {}, {}  # type: Dict[str, str], Dict[str, None]
+        for line in text.splitlines():
+            if line[:1] == '+':
+                groups[line[1:]] = None
+            elif line[:1] == '-':
+                groups.pop(line[1:], None)
+            else:
+                key, _, value = line.partition(' ')
+                header[key] = value
+        if header.get('boot_id') != self.boot_id or header.get('root') != self.root:
+            return []
+        return list(groups)
+
+    def start(self, still_there: List[str]) -> None:
+        """Writes a fresh record holding `still_there` (leftovers that could not be removed)."""
+        self.live = dict.fromkeys(still_there)
+        self._rewrite()
+
+    def made(self, relative: str) -> None:
+        """Call before the mkdir: a crash right after it must find the group listed."""
+        self.live[relative] = None
+        self._append('+' + relative)
+
+    def removed(self, relative: str) -> None:
+        self.live.pop(relative, None)
+        self._append('-' + relative)
+        if self._lines > 2 * len(self.live) + 1000:
+            self._rewrite()
+
+    def _append(self, line: str) -> None:
+        if not self.path:
+            return
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                os.write(fd, (line + '\n').encode('utf-8', 'surrogateescape'))
+            finally:
+                os.close(fd)
+            self._lines += 1
+        except OSError as e:
+            self._disable('cannot write it: %s' % (e.strerror or e))
+
+    def _rewrite(self) -> None:
+        if not self.path:
+            return
+        lines = ['boot_id ' + self.boot_id, 'root ' + self.root] + ['+' + g for g in self.live]
+        temporary = '%s.%d.tmp' % (self.path, os.getpid())
+        try:
+            with open(temporary, 'w', encoding='utf-8', errors='surrogateescape') as f:
+                f.write('\n'.join(lines) + '\n')
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, self.path)
+            self._lines = len(lines)
+        except OSError as e:
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass
+            self._disable('cannot write it: %s' % (e.strerror or e))
+
+    def _disable(self, reason: str) -> None:
+        log.warning('resctrl groups record %s: %s; groups this run leaves behind (if it is killed)'
+                    ' will not be removed at the next start (set rdt_groups_file to a writable '
+                    'file)', self.path, reason)
+        self.path = None
+
+
+def start_record(path: Optional[str], resctrl: Resctrl) -> GroupRecord:
+    """The record of this run, after removing the groups an earlier run of this boot left behind
+    (monitoring groups before the control groups holding them)."""
+    record = GroupRecord(path, resctrl.root)
+    removed, kept = [], []
+    for relative in sorted(record.leftovers(), key=lambda g: -g.count('/')):
+        try:
+            if remove_group(resctrl, relative):
+                removed.append(relative)
+        except OSError as e:
+            kept.append(relative)
+            log.warning('resctrl: cannot remove group %s an earlier run left behind: %s',
+                        relative, e.strerror or e)
+    if removed:
+        log.info('resctrl: removed %d group%s an earlier run left behind: %s', len(removed),
+                 '' if len(removed) == 1 else 's', ', '.join(removed))
+    record.start(kept)
+    return record

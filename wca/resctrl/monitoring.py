@@ -1,0 +1,353 @@
+"""Intel RDT monitoring per task: last level cache occupancy and memory bandwidth.
+
+When a task appears, a monitoring group is made for it, mon_groups/<name>, named as the original
+agent named it (the cgroup path without the leading '/', '/' replaced by '-'). Every iteration:
+
+- the task's threads are read from its cgroup's `tasks` file (cgroup v1; `cgroup.threads` on
+  cgroup v2; for a pod also each container's), and those not yet written are written into the
+  group, one id per write(). Threads started later by a thread of the group inherit the group,
+  so after the first iteration there is usually nothing to write; a thread that exited
+  meanwhile (ESRCH) is normal.
+- mon_data/mon_L3_*/{llc_occupancy,mbm_local_bytes,mbm_total_bytes} are read and summed over the
+  L3 domains. A domain answering `Unavailable` (or `Error`) leaves that metric out for the
+  iteration (counted in wca_rdt_unavailable_readings_total), never a partial sum.
+
+The group is removed the moment the task goes. When the hardware is out of RMIDs (mkdir fails
+with ENOSPC, or EBUSY while freed ones are in limbo) the task has no RDT metrics until one frees
+up: one warning naming the limit, the mkdir retried every iteration, the agent goes on
+(wca_rdt_tasks_waiting counts those tasks).
+
+Extension point for RDT allocation: MonitoringGroup.control_group is the control group the
+monitoring group lives under ('' = the root group); move_to() re-makes the group under another.
+"""
+import logging
+import os
+from typing import Dict, List, Optional, Set, Tuple  # noqa: F401 (type comments)
+
+from wca import fsutil
+from wca.cgroups.layout import GONE, CgroupLayout, CgroupNotFound, CgroupVanished, join
+from wca.metrics import Measurements, MetricName
+from wca.nodes.base import Task
+from wca.platforms import RDTInformation
+from wca.resctrl.groups import (GroupRecord, OutOfIds, group_name, make_group, monitoring_group,
+                                remove_group, valid_name)
+from wca.resctrl.info import Resctrl
+from wca.resctrl.tasks import MissingPrivileges, TasksWriter
+from wca.sources import PlatformSource, TaskSource, TaskSourceFactory
+
+log = logging.getLogger(__name__)
+
+# mon_data file -> metric; mbm_local_bytes is read before mbm_total_bytes, so that the total
+# (read later, and counting the local traffic too) is never below it.
+EVENTS = (('llc_occupancy', MetricName.TASK_LLC_OCCUPANCY_BYTES),
+          ('mbm_local_bytes', MetricName.TASK_MEM_BANDWIDTH_LOCAL_BYTES),
+          ('mbm_total_bytes', MetricName.TASK_MEM_BANDWIDTH_BYTES))
+UNAVAILABLE = (b'Unavailable', b'Error')
+# Where a task's thread list is: the first v1 hierarchy holding its cgroup, else cgroup2.
+_THREAD_HIERARCHIES = ('cpu', 'cpuacct', 'memory', 'cpuset')
+
+
+class RDTMonitoring(TaskSourceFactory):
+    """Opens a MonitoringGroup for each new task; keeps what the groups share: names in use,
+    the tasks waiting for an RMID, the count of unavailable readings."""
+
+    def __init__(self, resctrl: Resctrl, information: RDTInformation, layout: CgroupLayout,
+                 errors: Dict[str, int], record: GroupRecord, writer: TasksWriter):
+        self.resctrl = resctrl
+        self.information = information
+        self.layout = layout
+        self.errors = errors
+        self.record = record
+        self.writer = writer
+        self.events = [(event, name) for event, name in EVENTS
+                       if event in information.mon_features]
+        self.groups = {}  # type: Dict[str, MonitoringGroup]  group name -> its source
+        self.waiting = set()  # type: Set[str]  names of the groups waiting for an RMID
+        self.unavailable = 0
+        self._out_of_ids = None  # type: Optional[str]  the warning given while out of ids
+        self._warned = set()  # type: Set[Tuple]
+
+    def open(self, task: Task) -> Optional['MonitoringGroup']:
+        name = group_name(task.cgroup_path)
+        if not valid_name(name):
+            self.warn_once(('name', task.task_id), 'task %s: no RDT metrics: its cgroup %s gives no '
+                           'valid resctrl group name (%r)', task.task_id, task.cgroup_path, name)
+            return None
+        holder = self.groups.get(name)
+        if holder is not None:
+            self.warn_once(('taken', task.task_id), 'task %s: no RDT metrics: its monitoring '
+                           'group %s is already that of task %s (cgroup paths that differ only '
+                           'in "/" and "-")', task.task_id, name, holder.task_id)
+            return None
+        source = MonitoringGroup(self, task, name, self._thread_files(task))
+        self.groups[name] = source
+        source.attach()
+        return source
+
+    def _thread_files(self, task: Task) -> List[str]:
+        paths = [task.cgroup_path] + list(task.subcgroups_paths)
+        layout = self.layout
+        for controller in _THREAD_HIERARCHIES:
+            mount = layout.v1.get(controller)
+            if mount and os.path.isdir(join(mount, task.cgroup_path)):
+                return [join(mount, path) + '/tasks' for path in paths]
+        if layout.unified and os.path.isdir(join(layout.unified, task.cgroup_path)):
+            return [join(layout.unified, path) + '/cgroup.threads' for path in paths]
+        raise CgroupNotFound(task.cgroup_path, layout.hierarchies() or ['(no cgroup mounts)'])
+
+    def status(self) -> 'RDTMonitoringStatus':
+        return RDTMonitoringStatus(self)
+
+    # --- shared bookkeeping ------------------------------------------------------------
+
+    def out_of_ids(self, source: 'MonitoringGroup', error: OutOfIds):
+        self.waiting.add(source.name)
+        if self._out_of_ids is None:
+            self._out_of_ids = str(error)
+            log.warning('resctrl: %s: task %s has no RDT metrics until one frees up (tried again '
+                        'every iteration; so are tasks that come meanwhile)', error, source.task_id)
+        else:
+            log.debug('resctrl: task %s waits for an RMID: %s', source.task_id, error)
+
+    def attached(self, source: 'MonitoringGroup'):
+        if source.name in self.waiting:
+            self.waiting.discard(source.name)
+            log.info('resctrl: task %s has its monitoring group now', source.task_id)
+            self._check_recovered()
+
+    def release(self, source: 'MonitoringGroup'):
+        if self.groups.get(source.name) is source:
+            del self.groups[source.name]
+        self.waiting.discard(source.name)
+        self._check_recovered()
+
+    def _check_recovered(self):
+        if self._out_of_ids is not None and not self.waiting:
+            self._out_of_ids = None
+            log.info('resctrl: every task has its monitoring group again')
+
+    def count_error(self):
+        self.errors['measurement'] = self.errors.get('measurement', 0) + 1
+
+    def warn_once(self, key, message, *args):
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message, *args)
+
+
+class MonitoringGroup(TaskSource):
+    """One task's monitoring group: its threads written in, its counters read."""
+
+    def __init__(self, factory: RDTMonitoring, task: Task, name: str, thread_files: List[str]):
+        self.factory = factory
+        self.task_id = task.task_id
+        self.cgroup_path = task.cgroup_path
+        self.name = name
+        self.control_group = ''
+        self.relative = monitoring_group(name)
+        self.thread_files = thread_files
+        self.active = False  # the group exists and is ours to use
+        self.made = False  # this agent made it: removed on close (else left as found)
+        self.recorded = False  # listed in the record of the agent's groups
+        self.gave_up = False
+        self.written = set()  # type: Set[int]  thread ids known to be in the group
+        self._reads = []  # type: List[Tuple[str, List[str]]]  metric -> its file per domain
+        self._warned = set()  # type: Set[Tuple]
+
+    @property
+    def files(self) -> List[str]:
+        return self.thread_files + [path for _, paths in self._reads for path in paths]
+
+    def attach(self) -> bool:
+        """Makes (or, when it exists and is not the agent's, adopts) the group; False while
+        there is no RMID for it or after a failure that retrying cannot fix."""
+        f = self.factory
+        if not self.recorded:
+            if os.path.isdir(f.resctrl.path(self.relative)):
+                log.info('resctrl: monitoring group %s exists, not made by this agent: used for '
+                         'task %s and left in place when it goes', self.relative, self.task_id)
+                return self._activate(made=False)
+            f.record.made(self.relative)  # before the mkdir: a crash must find it listed
+            self.recorded = True
+        try:
+            made = make_group(f.resctrl, self.relative, f.information)
+        except OutOfIds as e:
+            f.out_of_ids(self, e)
+            return False
+        except OSError as e:
+            self._forget()
+            self.gave_up = True
+            f.count_error()
+            f.warn_once(('mkdir', e.errno), 'resctrl: cannot make monitoring group %s for task %s:'
+                        ' %s%s; no RDT metrics for it', self.relative, self.task_id,
+                        e.strerror or e, _said(f.resctrl))
+            return False
+        if not made:  # made by someone else between the check and the mkdir
+            self._forget()
+        return self._activate(made)
+
+    def _activate(self, made: bool) -> bool:
+        self.active, self.made = True, made
+        self.written = set()
+        domains = self.factory.resctrl.monitoring_domains(self.relative)
+        path = self.factory.resctrl.path
+        self._reads = [(name, [path(self.relative, 'mon_data', d, event) for d in domains])
+                       for event, name in self.factory.events]
+        self.factory.attached(self)
+        return True
+
+    def _forget(self):
+        if self.recorded:
+            self.factory.record.removed(self.relative)
+            self.recorded = False
+
+    def measure(self, measurements: Measurements) -> None:
+        if not self.active and (self.gave_up or not self.attach()):
+            return
+        if self._move_threads():
+            self._read(measurements)
+
+    def _move_threads(self) -> bool:
+        ids = set()  # type: Set[int]
+        for path in self.thread_files:
+            try:
+                data = fsutil.read_bytes(path)
+            except OSError as e:
+                if e.errno not in GONE:
+                    self._failure(path, e.strerror or str(e))
+                elif path is self.thread_files[0]:
+                    raise CgroupVanished(self.cgroup_path, path)
+                continue  # a container's cgroup removed: its threads are gone with it
+            ids.update(map(int, data.split()))
+        new = ids.difference(self.written)
+        if not new:
+            self.written = ids
+            return True
+        f = self.factory
+        tasks_file = f.resctrl.path(self.relative, 'tasks')
+        try:
+            moved, gone, failed = f.writer.write(tasks_file, sorted(new))
+        except MissingPrivileges as e:
+            f.count_error()
+            f.warn_once(('privileges',), 'resctrl: cannot move threads into monitoring groups: %s',
+                        e)
+            return True
+        except OSError as e:
+            if e.errno in GONE:
+                return self._vanished()
+            f.count_error()
+            self.warn_once(('write', e.errno), 'resctrl: task %s: cannot write to %s: %s',
+                           self.task_id, tasks_file, e.strerror or e)
+            return True
+        if failed:
+            f.errors['measurement'] = f.errors.get('measurement', 0) + len(failed)
+            tid, error = next(iter(failed.items()))
+            self.warn_once(('move', error.errno), 'resctrl: task %s: cannot move %d of its '
+                           'threads (thread %d first) into %s: %s%s; they are not measured',
+                           self.task_id, len(failed), tid, self.relative,
+                           error.strerror or error, _said(f.resctrl))
+        self.written = ids.difference(gone) if gone else ids
+        return True
+
+    def _read(self, measurements: Measurements):
+        values = {}
+        read = fsutil.read_bytes
+        for name, paths in self._reads:
+            total = 0
+            for path in paths:
+                try:
+                    data = read(path)
+                except OSError as e:
+                    if e.errno in GONE:
+                        self._vanished()
+                        return
+                    self._failure(path, e.strerror or str(e))
+                    break
+                try:
+                    total += int(data)
+                except ValueError:
+                    if data.strip() in UNAVAILABLE:
+                        self.factory.unavailable += 1
+                    else:
+                        self._failure(path, 'cannot parse %r' % data[:40])
+                    break
+            else:
+                values[name] = total
+        measurements.update(values)
+        local = values.get(MetricName.TASK_MEM_BANDWIDTH_LOCAL_BYTES)
+        every = values.get(MetricName.TASK_MEM_BANDWIDTH_BYTES)
+        if local is not None and every is not None:
+            measurements[MetricName.TASK_MEM_BANDWIDTH_REMOTE_BYTES] = max(0, every - local)
+
+    def _vanished(self) -> bool:
+        """The group, or one of its L3 domains, is gone: made again (or its domains listed
+        again) next iteration."""
+        f = self.factory
+        if os.path.isdir(f.resctrl.path(self.relative)):
+            log.info('resctrl: the L3 domains of %s changed (a socket went offline?): %s',
+                     self.relative, ', '.join(f.resctrl.monitoring_domains(self.relative)))
+            self._activate(self.made)
+            return False
+        f.count_error()
+        log.warning('resctrl: monitoring group %s of task %s was removed by someone else; made '
+                    'again', self.relative, self.task_id)
+        self.active = False
+        if not self.made:
+            self.recorded = False
+        return False
+
+    def _failure(self, path, reason):
+        self.factory.count_error()
+        self.warn_once(('read', path), 'cannot read %s: %s (its metrics are dropped)', path, reason)
+
+    def warn_once(self, key, message, *args):
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message, *args)
+
+    def move_to(self, control_group: str) -> bool:
+        """Re-makes the group under another control group ('' = the root group); for RDT
+        allocation, after the task's threads were moved into that control group."""
+        self._remove()
+        self.recorded = False  # (what could not be removed stays in the record)
+        self.control_group = control_group
+        self.relative = monitoring_group(self.name, control_group)
+        return self.attach()
+
+    def close(self) -> None:
+        self._remove()
+        self.factory.release(self)
+
+    def _remove(self):
+        f = self.factory
+        if self.active and self.made:
+            try:
+                remove_group(f.resctrl, self.relative)
+            except OSError as e:
+                f.count_error()
+                log.warning('resctrl: cannot remove monitoring group %s of task %s: %s%s',
+                            self.relative, self.task_id, e.strerror or e, _said(f.resctrl))
+                self.active = False
+                return  # stays recorded: the next start tries again
+        self.active = False
+        self._forget()
+        f.waiting.discard(self.name)
+
+
+class RDTMonitoringStatus(PlatformSource):
+    """The monitoring groups' own metrics (as of the end of the last iteration)."""
+
+    def __init__(self, monitoring: RDTMonitoring):
+        self.monitoring = monitoring
+
+    def collect(self, measurements: Measurements) -> None:
+        m = self.monitoring
+        measurements[MetricName.WCA_RDT_MONITORING_GROUPS] = sum(
+            1 for source in m.groups.values() if source.active)
+        measurements[MetricName.WCA_RDT_TASKS_WAITING] = len(m.waiting)
+        measurements[MetricName.WCA_RDT_UNAVAILABLE_READINGS] = m.unavailable
+
+
+def _said(resctrl: Resctrl) -> str:
+    status = resctrl.last_cmd_status()
+    return ' (the kernel says: %s)' % status if status and status != 'ok' else ''

@@ -1,0 +1,78 @@
+"""Moving threads into a resctrl group: thread ids written to the group's `tasks` file, one id
+per write() (the kernel stops at the first id it cannot move, so a batch would hide which).
+
+resctrl moves a thread only for its owner or for effective uid 0 (a capability is not
+enough). An agent that is not root therefore needs CAP_SETUID, to take effective uid 0 for the
+write and give it back right after, and SECBIT_NO_SETUID_FIXUP, so that giving it back does not
+also drop its capabilities (the kernel's "fix-up" clears them when the effective uid leaves 0,
+and the next move would fail). packaging/systemd/wca.service grants both. os.seteuid() changes
+the uid of every thread of the process (glibc), for the few microseconds of the write.
+"""
+import errno
+import logging
+import os
+from typing import Dict, Iterable, List, Tuple
+
+from wca import security
+from wca.resctrl.info import ResctrlUnavailable
+
+log = logging.getLogger(__name__)
+
+_FLAGS = os.O_WRONLY | os.O_APPEND | getattr(os, 'O_CLOEXEC', 0)
+
+
+class MissingPrivileges(ResctrlUnavailable):
+    """The agent is not root and lacks what moving threads needs; the message names it."""
+
+    def __init__(self, missing):
+        super().__init__(security.describe_missing(missing))
+        self.missing = missing
+
+
+class TasksWriter:
+    """Writes thread ids into `tasks` files, as root or, when not root, with effective uid 0
+    around each file's writes."""
+
+    def __init__(self, proc: str = '/proc'):
+        self.uid = os.geteuid()
+        self.switch = self.uid != 0
+        if self.switch:
+            missing = security.missing_privileges([security.SETUID, security.NO_SETUID_FIXUP],
+                                                  proc)
+            if missing:
+                raise MissingPrivileges(missing)
+
+    def write(self, tasks_file: str,
+              ids: Iterable[int]) -> Tuple[List[int], List[int], Dict[int, OSError]]:
+        """(moved, gone, failed): ids the kernel took, ids of threads that exited meanwhile
+        (ESRCH: normal), and the others with their error. OSError when the file cannot be
+        opened (ENOENT: the group is gone)."""
+        moved, gone, failed = [], [], {}
+        if self.switch:
+            self._become_root()
+        try:
+            fd = os.open(tasks_file, _FLAGS)
+            try:
+                for tid in ids:
+                    try:
+                        os.write(fd, b'%d\n' % tid)
+                        moved.append(tid)
+                    except OSError as e:
+                        if e.errno == errno.ESRCH:
+                            gone.append(tid)
+                        else:
+                            failed[tid] = e
+            finally:
+                os.close(fd)
+        finally:
+            if self.switch:
+                os.seteuid(self.uid)  # back to the agent's own uid
+        return moved, gone, failed
+
+    def _become_root(self):
+        try:
+            os.seteuid(0)
+        except PermissionError:
+            missing = security.missing_privileges(
+                [security.SETUID, security.NO_SETUID_FIXUP]) or [security.SETUID]
+            raise MissingPrivileges(missing)
