@@ -107,6 +107,7 @@ def perf_cgroups():
     if mount is None:
         temporary = tempfile.mkdtemp(prefix='wca-test-perf-')
         subprocess.check_call(['mount', '-t', 'cgroup', '-o', 'perf_event', 'none', temporary])
+    others = _perf_event_hierarchy()[1]  # cgroups not the test's (the root, a container's...)
     try:
         made = PerfCgroups()
         try:
@@ -118,7 +119,7 @@ def perf_cgroups():
             # The hierarchy goes at unmount only if no cgroup, not even a dying one, is left in
             # it (the kernel frees removed cgroups asynchronously); then perf_event returns to
             # cgroup2. A container started meanwhile may have mounted it too, and keeps it.
-            _wait_for(lambda: _perf_event_hierarchy()[1] <= 1, 5.0)
+            _wait_for(lambda: _perf_event_hierarchy()[1] <= others, 5.0)
             subprocess.check_call(['umount', temporary])
             os.rmdir(temporary)
             if not bound_elsewhere and not _wait_for(lambda: _perf_event_hierarchy()[0] == 0, 10.0):

@@ -42,8 +42,8 @@ def test_static_measurements_on_a_real_task(cgroups, tmp_path):
     out = tmp_path / 'metrics.prom'
     config = localized(tmp_path, 'static_measurements.yaml', [
         ('      - task1\n', '      - %s\n' % path),
-        ('  zoneinfo: false\n', '  zoneinfo: false\n  interval: 0.1\n  iterations: 2\n'
-                                '  metrics_storage: !LogStorage {output_filename: %s, overwrite: true}\n' % out)])
+        ('  zoneinfo: false\n', '  zoneinfo: false\n  interval: 0.1\n  iterations: 2\n  metrics_storage: '
+                                '!LogStorage {output_filename: %s, overwrite: true}\n' % out)])
     result = wca('-c', config, '--root')
     assert result.returncode == 0, result.stderr
     text = out.read_text()

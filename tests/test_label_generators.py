@@ -153,3 +153,14 @@ def test_named_groups_and_escapes_in_repl_are_checked_against_the_pattern():
     assert str(error.value).startswith('repl: ')
     with pytest.raises(ValueError):
         TaskLabelRegexGenerator(r'(\w+)', '\\')
+
+
+def test_include_optional_labels_is_accepted_and_changes_nothing():
+    storage = Recording()
+    runner = MeasurementRunner(node=StaticNode(tasks=[]), metrics_storage=storage,
+                               include_optional_labels=True)
+    runner.iterate()
+    plain = MeasurementRunner(node=StaticNode(tasks=[]), metrics_storage=Recording())
+    plain.iterate()
+    assert runner.common_labels == plain.common_labels == {'host': runner.common_labels['host']}
+    assert storage.last('wca_information')[0].labels['cpus']  # the topology is here

@@ -2,14 +2,20 @@
 clear_refs, with real processes that touch real memory in real cgroups."""
 import logging
 import os
+import pathlib
+import shutil
+import sys
+import tempfile
 
 import pytest
 
+from conftest import promtool_check, wca_command, write_config
 from procfs_fixtures import (Threaded, as_nobody, assert_located, config_error, load_error,
                              referenced_from_smaps_rollup)
 
 from testing.recording import Recording
 from wca import security
+from wca.exposition import encode
 from wca.metrics import MetricName
 from wca.nodes.base import Task
 from wca.nodes.static import StaticNode
@@ -140,6 +146,7 @@ def test_the_runner_measures_it_and_needs_ptrace_and_dac_override(cgroups, tmp_p
                                interval=0, wss_reset_cycles=5)
     runner.iterate()
     assert storage.value('task_wss_referenced_bytes', task_id=path.strip('/')) > 8 * MIB
+    promtool_check(encode(storage.batches[-1])[0].encode())
     assert storage.last('task_wss_measure_overhead_seconds')[0].type == 'counter'
     assert runner.required_privileges() == [security.SYS_PTRACE, security.CLEAR_REFS]
     never_reset = MeasurementRunner(node=StaticNode(tasks=[]), wss_reset_cycles=0)
@@ -158,7 +165,6 @@ def test_the_kernel_wants_exactly_those_privileges(tmp_path):
              '        print(how, "ok")\n'
              '    except OSError as e:\n'
              '        print(how, e.errno)\n') % (target, target)
-    import sys
     answers = {}
     for caps in ((), ('sys_ptrace',), ('dac_override',)):
         result = as_nobody([sys.executable, '-c', probe], caps)
@@ -166,6 +172,26 @@ def test_the_kernel_wants_exactly_those_privileges(tmp_path):
         answers[caps] = result.stdout.split('\n')[:2]
     assert answers == {(): ['r 13', 'w 13'], ('sys_ptrace',): ['r ok', 'w 13'],
                        ('dac_override',): ['r 13', 'w ok']}
+
+
+def test_an_agent_without_them_is_told_which_and_how_to_grant_them():
+    directory = tempfile.mkdtemp(prefix='wca-test-')
+    try:
+        os.chmod(directory, 0o755)
+        path = write_config(pathlib.Path(directory) / 'wca.yaml', '''\
+runner: !MeasurementRunner
+  node: !StaticNode {tasks: []}
+  wss_reset_cycles: 10
+''')
+        result = as_nobody(wca_command('-c', path))
+    finally:
+        shutil.rmtree(directory)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] == 'wca: missing privileges (or run as root with --root):'
+    assert lines[1].startswith('  CAP_SYS_PTRACE, to read /proc/<pid>/smaps_rollup')
+    assert lines[2].startswith('  CAP_DAC_OVERRIDE, to write /proc/<pid>/clear_refs')
+    assert all('AmbientCapabilities=' in line for line in lines[1:]) and len(lines) == 3
 
 
 def test_wss_options_are_checked_when_the_config_is_loaded(tmp_path):

@@ -40,11 +40,22 @@ TasksAllocations = Dict[TaskId, TaskAllocations]
 
 @dataclass
 class AllocationConfiguration:
-    """How allocation values map to kernel settings."""
+    """How allocation values map to kernel settings. default_rdt_l3 and default_rdt_mb are
+    the root resctrl group's schemata lines, set when an AllocationRunner starts (checked then
+    against the platform; their form here)."""
     cpu_quota_period: Numeric(1000, 1000000) = 1000  # microseconds
     cpu_shares_unit: Numeric(1, 1000000) = 1000  # cpu_shares 1.0 == this many cgroup v1 shares
     default_rdt_l3: Optional[str] = None  # for the root resctrl group
     default_rdt_mb: Optional[str] = None
+
+    def __post_init__(self):
+        for key, resource, example in (('default_rdt_l3', 'L3', 'L3:0=fffff;1=fffff'),
+                                       ('default_rdt_mb', 'MB', 'MB:0=100;1=100')):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, str) or
+                                      not value.strip().startswith(resource + ':')):
+                raise ValueError('%s: expected a schemata line like %r, got %r' % (
+                    key, example, value))
 
 
 class Allocator(ABC):

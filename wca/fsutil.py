@@ -6,16 +6,25 @@ asked. Parsing works on bytes with find/split, never regular expressions, on the
 import os
 from typing import Dict, Iterable, Optional, Set
 
-_CHUNK = 8192
+_CHUNK = 65536
+# A seq_file read (most of /proc and cgroupfs) returns what fits in the kernel's buffer, one
+# page at first: whole records, stopping where the next record does not fit. So a read shorter
+# than this cannot be cut short by the buffer unless the next record is longer than the rest of
+# a page (no kernel file of one-line records does that). Files read whole at once (sysfs,
+# single_open ones) return everything in the first read anyway.
+_WHOLE_BELOW = 2048
 _FLAGS = os.O_RDONLY | getattr(os, 'O_CLOEXEC', 0)
 
 
 def read_bytes(path: str) -> bytes:
-    """The whole file; raises OSError (ENOENT, ENODEV, EACCES...) like open() would."""
+    """The whole file; raises OSError (ENOENT, ENODEV, EACCES...) like open() would.
+
+    One read() for a short file (most cgroup and proc files: the hot path); a longer one is read
+    until read() returns nothing, since the kernel hands it out a buffer at a time."""
     fd = os.open(path, _FLAGS)
     try:
         data = os.read(fd, _CHUNK)
-        if len(data) < _CHUNK:
+        if len(data) < _WHOLE_BELOW:
             return data
         parts = [data]
         while True:

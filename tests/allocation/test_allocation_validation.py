@@ -186,3 +186,14 @@ def test_metrics_of_allocations_carry_the_task_and_type():
     mb = by_name['allocation_rdt_mb'][0]
     assert (mb.value, mb.labels['group_name'], mb.labels['allocation_type']) == (
         20, 'be', 'rdt_mb')
+
+
+def test_default_rdt_lines_are_checked_when_the_config_loads():
+    from wca.config import ConfigError, load_config_text
+    with pytest.raises(ConfigError) as error:
+        load_config_text('runner: !AllocationRunner\n  node: !StaticNode {tasks: []}\n'
+                         '  allocator: !NOPAllocator\n  allocation_configuration: '
+                         '!AllocationConfiguration\n    default_rdt_mb: "50"\n', 'wca.yaml')
+    assert str(error.value) == ("wca.yaml:5: runner.allocation_configuration.default_rdt_mb: "
+                                "!AllocationConfiguration: expected a schemata line like "
+                                "'MB:0=100;1=100', got '50'")

@@ -9,6 +9,7 @@ import pytest
 from allocation_fixtures import (FixedAllocator, ListNode, proc_tree, rejected, runner, task,
                                  written)
 from resctrl_tree import resctrl_tree
+from wca import security
 from wca.allocators import AllocationConfiguration, AllocationType as A, RDTAllocation
 from wca.nodes.static import StaticNode
 from wca.resctrl.control import check_l3, check_mb, parse_schemata
@@ -284,3 +285,12 @@ def test_a_pods_threads_are_its_containers(tree, tmp_path, cgroups):
     assert set(tree.tasks('uid')) == threads(cgroups, containers[0]) | threads(cgroups,
                                                                                containers[1])
     made.close()
+
+
+def test_rdt_allocation_declares_the_privileges_it_needs(tree, tmp_path):
+    made, metrics, anomalies, stored = rdt_runner(tree, tmp_path, StaticNode(), {})
+    assert made.required_privileges() == [security.DAC_OVERRIDE, security.SETUID,
+                                          security.NO_SETUID_FIXUP]
+    made, metrics, anomalies, stored = runner(StaticNode(), FixedAllocator({}), resctrl=tree,
+                                              rdt_enabled=False)
+    assert made.required_privileges() == [security.DAC_OVERRIDE]

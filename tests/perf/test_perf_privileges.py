@@ -54,9 +54,9 @@ def paranoid():
         return int(f.read())
 
 
-def test_unprivileged_agent_with_perf_counters(cgroups, shared_dir):
-    busy = cgroups.create('busy', processes=0)
-    cgroups.add_process(busy, ['sh', '-c', 'while :; do :; done'])
+def test_unprivileged_agent_with_perf_counters(perf_cgroups, shared_dir):
+    busy = perf_cgroups.create('busy', processes=0)
+    perf_cgroups.add_process(busy, ['sh', '-c', 'while :; do :; done'])
     config = os.path.join(shared_dir, 'wca.yaml')
     with open(config, 'w') as f:
         f.write(CONFIG.format(task=busy.strip('/'), out=os.path.join(shared_dir, 'out')))

@@ -281,12 +281,14 @@ class PerfTaskSource(TaskSource):
             self._per_cpu(rows, measurements)
 
     def _aggregated(self, rows, m):
-        columns = list(zip(*rows))
-        running = columns[2]
-        if columns[1] == running:  # nothing multiplexed (always so for software events)
-            if not any(running):
+        # Column sums: (nr, enabled, running, values...). A group never runs longer than it is
+        # enabled, so equal sums mean no group was multiplexed (software events never are).
+        totals = list(map(sum, zip(*rows)))
+        running = totals[2]
+        if totals[1] == running:
+            if not running:
                 return  # no group has run yet: no sample rather than a zero
-            values = list(map(sum, columns[3:]))
+            values = totals[3:]
             m[MetricName.TASK_SCALING_FACTOR_AVG] = m[MetricName.TASK_SCALING_FACTOR_MAX] = 1.0
         else:
             values, factors = sum_groups(rows)
