@@ -12,7 +12,7 @@ from resctrl_tree import resctrl_tree
 from wca import security
 from wca.allocators import AllocationConfiguration, AllocationType as A, RDTAllocation
 from wca.nodes.static import StaticNode
-from wca.resctrl.control import check_l3, check_mb, parse_schemata
+from wca.resctrl.schemata import check_l3, check_mb, parse_schemata
 from wca.resctrl.groups import group_name
 
 

@@ -7,4 +7,7 @@ groups.py      group names, making and removing groups, running out of RMIDs/CLO
 tasks.py       moving threads into a group: one id per write() to its `tasks` file, with
                effective uid 0 only around the write when the agent is not root
 monitoring.py  per task: a monitoring group under mon_groups/ and its mon_data metrics
+schemata.py    schemata lines (L3 masks, MB) parsed and checked against info/
+control.py     allocation: a control group per RDTAllocation name, its schemata, the tasks'
+               threads moved in (an AllocationRunner's)
 """

@@ -23,7 +23,6 @@ every control and monitoring group first (other tools' too, as the original agen
 """
 import errno
 import logging
-import math
 import os
 from typing import Dict, List, Optional, Set, Tuple  # noqa: F401 (type comments)
 
@@ -36,6 +35,7 @@ from wca.nodes.base import Task
 from wca.resctrl.groups import OutOfIds, group_name, make_group, remove_group, valid_name
 from wca.resctrl.info import ResctrlUnavailable
 from wca.resctrl.rdt import RDT
+from wca.resctrl.schemata import check_l3, check_mb, domain_order, line_of, parse_schemata
 from wca.resctrl.tasks import MissingPrivileges
 from wca.sources import TaskSource, TaskSourceFactory
 
@@ -50,91 +50,6 @@ class Rejected(Exception):
     def __init__(self, reason: str, message: str):
         super().__init__(message)
         self.reason = reason
-
-
-def parse_schemata(text: str) -> Dict[str, Dict[str, str]]:
-    """A group's schemata file: {'L3': {'0': '7ff', '1': '7ff'}, 'MB': {'0': '100', ...}}."""
-    resources = {}
-    for line in text.splitlines():
-        if ':' not in line:
-            continue
-        try:
-            domains = schemata_domains(line)
-        except InvalidAllocation:
-            continue
-        resources[line.strip().partition(':')[0].strip()] = domains
-    return resources
-
-
-def line_of(resource: str, domains: Dict[str, str]) -> str:
-    return '%s:%s' % (resource, ';'.join('%s=%s' % (d, domains[d])
-                                         for d in sorted(domains, key=_domain_order)))
-
-
-def _domain_order(domain: str):
-    return (0, int(domain)) if digits(domain) else (1, domain)
-
-
-def check_l3(text: str, domains: List[str], cbm_mask: str, min_cbm_bits: int) -> str:
-    """The L3 string checked and written canonically ('L3:0=ff;1=f00'); InvalidAllocation."""
-    if not isinstance(text, str) or not text.strip().startswith('L3:'):
-        raise InvalidAllocation('l3 must start with "L3:" (like "L3:0=fffff;1=fffff"), got %r'
-                                % (text,))
-    full = int(cbm_mask, 16)
-    masks = {}
-    for domain, mask in schemata_domains(text).items():
-        _check_domain(domain, domains, 'L3', text)
-        try:
-            bits = int(mask, 16)
-        except ValueError:
-            raise InvalidAllocation('L3 mask %r of domain %s is not hexadecimal' % (mask, domain))
-        if bits & ~full:
-            raise InvalidAllocation('L3 mask %s of domain %s is bigger than cbm_mask %s'
-                                    % (mask, domain, cbm_mask))
-        ones = bin(bits).count('1')
-        if bits == 0 or '0' in bin(bits)[2:].strip('0'):
-            raise InvalidAllocation('L3 mask %s of domain %s: its bits must be contiguous (one run'
-                                    ' of ones)' % (mask, domain))
-        if ones < min_cbm_bits:
-            raise InvalidAllocation('L3 mask %s of domain %s has %d bit%s, fewer than min_cbm_bits'
-                                    ' %d' % (mask, domain, ones, '' if ones == 1 else 's',
-                                             min_cbm_bits))
-        masks[domain] = '%x' % bits
-    return line_of('L3', masks)
-
-
-def check_mb(text: str, domains: List[str], min_bandwidth: int, granularity: int,
-             percent: bool = True) -> str:
-    """The MB string checked, each value rounded up to the granularity ('MB:0=50;1=100')."""
-    if not isinstance(text, str) or not text.strip().startswith('MB:'):
-        raise InvalidAllocation('mb must start with "MB:" (like "MB:0=50;1=100"), got %r'
-                                % (text,))
-    values = {}
-    for domain, value in schemata_domains(text).items():
-        _check_domain(domain, domains, 'MB', text)
-        if not digits(value):
-            raise InvalidAllocation('MB value %r of domain %s is not a whole number'
-                                    % (value, domain))
-        bandwidth = int(value)
-        if bandwidth < min_bandwidth:
-            raise InvalidAllocation('MB value %d of domain %s is below min_bandwidth %d'
-                                    % (bandwidth, domain, min_bandwidth))
-        if granularity > 1:
-            bandwidth = int(math.ceil(bandwidth / granularity)) * granularity
-        if percent and bandwidth > 100:
-            raise InvalidAllocation('MB value %s of domain %s is above 100 (percent)'
-                                    % (value, domain))
-        values[domain] = str(bandwidth)
-    return line_of('MB', values)
-
-
-def _check_domain(domain: str, domains: List[str], resource: str, text: str):
-    if not digits(domain):
-        raise InvalidAllocation('%s domain id %r is not a number (in %r)'
-                                % (resource, domain, text))
-    if domains and domain not in domains and str(int(domain)) not in domains:
-        raise InvalidAllocation('%s domain id %s out of range: this platform has %s' % (
-            resource, domain, ', '.join(domains)))
 
 
 class Group:
@@ -182,7 +97,7 @@ class RDTControl(TaskSourceFactory):
         if remove_all and not dry_run:
             self._remove_all()
         root = self._read_schemata(ROOT)
-        self.domains = {resource: sorted(domains, key=_domain_order)
+        self.domains = {resource: sorted(domains, key=domain_order)
                         for resource, domains in root.items()}
         self.percent = all(int(v) <= 100 for v in root.get('MB', {}).values() if digits(v))
         lines = []

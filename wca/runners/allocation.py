@@ -30,8 +30,9 @@ from wca.resctrl import rdt
 from wca.resctrl.control import RDTControl
 from wca.resctrl.info import Resctrl, ResctrlUnavailable
 from wca.runners.algorithm import call_algorithm
-from wca.runners.measurement import (MeasurementRunner, MeasurementRunnerConfig,
-                                     adopt_measurement_runner, flat_or_config)
+from wca.runners.config import (MeasurementRunnerConfig, adopt_measurement_runner,
+                                flat_or_config)
+from wca.runners.measurement import MeasurementRunner
 from wca.storage.base import Storage
 from wca.storage.log import LogStorage
 

@@ -10,8 +10,9 @@ from wca.detectors import AnomalyDetector, TasksData
 from wca.metrics import Metric, MetricName
 from wca.platforms import Platform
 from wca.runners.algorithm import call_algorithm
-from wca.runners.measurement import (MeasurementRunner, MeasurementRunnerConfig,
-                                     adopt_measurement_runner, flat_or_config)
+from wca.runners.config import (MeasurementRunnerConfig, adopt_measurement_runner,
+                                flat_or_config)
+from wca.runners.measurement import MeasurementRunner
 from wca.storage.base import Storage
 from wca.storage.log import LogStorage
 
