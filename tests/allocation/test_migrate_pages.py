@@ -3,6 +3,7 @@ to it works, to a second one the kernel refuses), and as the allocation migrate_
 import errno
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -59,8 +60,21 @@ def two_nodes(tmp_path, **proc):
                                                                     **proc))
 
 
+def wait_for_pages(cgroups, path, deadline=10.0):
+    """Until the task's process has pages charged to its cgroup (it joins before exec)."""
+    numa_stat = cgroups.layout.v1['memory'] + path + '/memory.numa_stat'
+    started = time.monotonic()
+    while time.monotonic() - started < deadline:
+        with open(numa_stat) as f:
+            if int(f.readline().split()[0].partition('=')[2]) > 0:
+                return
+        time.sleep(0.02)
+    raise AssertionError('no pages in %s' % numa_stat)
+
+
 def test_the_allocation_on_a_real_task(cgroups, tmp_path, caplog):
     path = cgroups.create('task')
+    wait_for_pages(cgroups, path)
     task_id = path.strip('/')
     answer = {task_id: {A.MIGRATE_PAGES: 0}}
     made, metrics, anomalies, stored = runner(StaticNode(tasks=[path]), FixedAllocator(answer),

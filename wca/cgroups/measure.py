@@ -153,7 +153,7 @@ _SOURCES = [
 
 
 class TaskCgroup(TaskSource):
-    """Reads one task's cgroup metrics (or, with ALLOCATION_SOURCES, its current settings).
+    """Reads one task's cgroup metrics (the `sources` table: default _SOURCES).
 
     The files are chosen when the task first appears: per group, the first source whose file
     exists. A group whose directory does not exist yet (container runtimes create the v1

@@ -363,7 +363,10 @@ class RDTControl(TaskSourceFactory):
 
     def _move(self, member: 'ControlMember', name: str) -> bool:
         """Moves all the task's threads into group `name`; its monitoring group follows."""
-        ids = member.thread_ids()
+        try:
+            ids = member.thread_ids()
+        except CgroupVanished as e:
+            raise Rejected(VANISHED, str(e))
         tasks_file = self.resctrl.path(name, 'tasks')
         try:
             moved, gone, failed = self.rdt.writer.write(tasks_file, sorted(ids))
