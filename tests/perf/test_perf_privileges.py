@@ -19,7 +19,7 @@ runner: !MeasurementRunner
     tasks: [{task}]
   event_names: [task_task_clock_seconds_total, task_context_switches_total]
   interval: 0.3
-  iterations: 3
+  iterations: 6
   metrics_storage: !LogStorage
     output_filename: {out}/metrics.prom
     overwrite: true
