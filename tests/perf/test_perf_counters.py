@@ -12,6 +12,7 @@ import time
 import pytest
 
 from conftest import CI, promtool_check
+from testing.cgroups import Cgroups
 from testing.recording import Recording
 from wca.cgroups import CgroupLayout
 from wca.exposition import encode
@@ -125,8 +126,15 @@ def test_software_counts_rise_at_the_rate_the_processes_run(perf_cgroups):
     promtool_check(text.encode())
 
 
-def test_counters_on_cgroup2_directories(cgroups):
-    """perf_event not mounted as v1 (the machines here): the task's cgroup2 directory is used."""
+def test_counters_on_cgroup2_directories():
+    """perf_event not mounted as v1 (the machines here): the task's cgroup2 directory is used.
+
+    A test before may have mounted perf_event as v1 and unmounted it: the kernel gives the
+    controller back to cgroup2 asynchronously, and cgroups made before that have no perf_event
+    state. So wait for it first, then make this test's cgroups."""
+    deadline = time.monotonic() + 20
+    while perf_event_hierarchy() != (0, True) and time.monotonic() < deadline:
+        time.sleep(0.1)
     layout = CgroupLayout.detect()
     hierarchy = perf_event_hierarchy()
     if 'perf_event' in layout.v1 or hierarchy != (0, True):
@@ -135,15 +143,32 @@ def test_counters_on_cgroup2_directories(cgroups):
         if CI:
             pytest.fail(message)
         pytest.skip(message)
+    cgroups = Cgroups()
+    try:
+        _count_on_cgroup2(cgroups, layout)
+    finally:
+        cgroups.cleanup()
+
+
+def iterate_until_counted(runner, storage, name='task_task_clock_seconds_total', seconds=10):
+    """Iterates until the task's processes have run, so that its counters have a sample (a
+    group that never ran gives none); a loaded machine may take a while to schedule them."""
+    deadline = time.monotonic() + seconds
+    while True:
+        runner.iterate()
+        if storage.last(name) or time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
+
+
+def _count_on_cgroup2(cgroups, layout):
     assert layout.unified
     busy = cgroups.create('busy', processes=0)
     cgroups.add_process(busy, BUSY)
     storage = Recording()
     runner = make_runner(StaticNode(tasks=[busy]), storage, event_names=['task-clock'])
     try:
-        runner.iterate()
-        time.sleep(0.2)
-        runner.iterate()
+        iterate_until_counted(runner, storage)
         first = (storage.value('task_task_clock_seconds_total'), storage.value('task_cpu_usage_seconds'))
         time.sleep(0.5)
         runner.iterate()
@@ -161,9 +186,7 @@ def test_per_cpu_samples_carry_a_cpu_label(perf_cgroups):
     runner = make_runner(StaticNode(tasks=[busy]), storage, event_names=SOFTWARE,
                          perf_aggregate_cpus=False)
     try:
-        runner.iterate()
-        time.sleep(0.2)
-        runner.iterate()
+        iterate_until_counted(runner, storage)
         before_usage = storage.value('task_cpu_usage_seconds')
         before = {m.labels['cpu']: m.value for m in storage.last('task_task_clock_seconds_total')}
         time.sleep(0.6)
@@ -209,9 +232,7 @@ def test_a_pod_is_the_sum_of_its_containers(perf_cgroups):
     storage = Recording()
     runner = make_runner(Pods([task]), storage, event_names=['task_task_clock_seconds_total'])
     try:
-        runner.iterate()
-        time.sleep(0.2)
-        runner.iterate()
+        iterate_until_counted(runner, storage)
         first = (storage.value('task_task_clock_seconds_total'), storage.value('task_cpu_usage_seconds'))
         time.sleep(0.6)
         runner.iterate()
@@ -301,9 +322,7 @@ def test_a_task_without_a_perf_event_cgroup_is_counted_once_it_appears(perf_cgro
         assert storage.value('wca_perf_descriptors') == 0
         os.mkdir(perf_dir)
         perf_cgroups.add_process(late, BUSY)
-        runner.iterate()
-        time.sleep(0.2)
-        runner.iterate()
+        iterate_until_counted(runner, storage)
         assert storage.last('task_task_clock_seconds_total')[0].value > 0
         assert storage.value('wca_perf_open_failures_total', reason='no_cgroup') == 1
         assert len([r for r in caplog.records if 'no cgroup' in r.getMessage()]) == 1
