@@ -171,6 +171,19 @@ def test_runner_stores_task_and_platform_pressure(cgroups):
     runner.close()
 
 
+def test_pressure_off_reads_no_pressure_file(cgroups):
+    """`pressure: false`: three files per task fewer, and no /proc/pressure."""
+    path = cgroups.create('t')
+    storage = Recording()
+    runner = MeasurementRunner(node=StaticNode(tasks=[path]), metrics_storage=storage, interval=0,
+                               pressure=False)
+    runner.iterate()
+    assert not [name for name in storage.names() if 'pressure' in name]
+    assert not [f for f in runner.files() if 'pressure' in f]
+    assert 'task_cpu_usage_seconds' in storage.names()
+    runner.close()
+
+
 def v2_tree(tmp_path, files):
     """A cgroup2 hierarchy with one task directory, `t`, holding `files`."""
     root = tmp_path / 'unified'

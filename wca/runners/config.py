@@ -44,6 +44,8 @@ class MeasurementRunnerConfig:
       the /proc/vmstat keys it matches, and each NUMA node's (false: off). See docs/procfs.md.
     zoneinfo: platform_zoneinfo{numa_node,zone,key} (true, the default), or a regular
       expression with two groups (key, value) choosing the lines; false: off.
+    pressure: pressure stall information, per task from cgroup v2 *.pressure and for the
+      platform from /proc/pressure (default true; false: three files per task fewer).
     sched: task_sched_stat{key} from /proc/<tid>/sched summed over the task's threads: true
       for every key, a regular expression for the keys it matches (default false: off).
     wss_reset_cycles, wss_stable_cycles, wss_membw_threshold: working set size per task
@@ -80,6 +82,7 @@ class MeasurementRunnerConfig:
     vmstat: Union[bool, str] = True
     zoneinfo: Union[bool, str] = True
     sched: Union[bool, str] = False
+    pressure: bool = True
     wss_reset_cycles: Optional[int] = None
     wss_stable_cycles: int = 0
     wss_membw_threshold: Optional[Numeric(0, None)] = None

@@ -105,7 +105,8 @@ class MeasurementRunner(Runner):
 
     def _task_source_factories(self) -> List[TaskSourceFactory]:
         """What is measured per task, by the configured features (opened per task)."""
-        factories = [CgroupSourceFactory(self._layout, self._errors)]  # type: List[TaskSourceFactory]
+        factories = [CgroupSourceFactory(self._layout, self._errors, self.config.pressure)
+                     ]  # type: List[TaskSourceFactory]
         if self._rdt is not None and self._rdt.monitoring is not None:
             factories.append(self._rdt.monitoring)
         factories.extend(self._perf[0])
@@ -121,7 +122,9 @@ class MeasurementRunner(Runner):
 
     def _platform_source_list(self) -> List[PlatformSource]:
         """What is measured for the node beyond PlatformCollector, by the configured features."""
-        sources = [PressureSource(self.config.proc_root, self._errors)]  # type: List[PlatformSource]
+        sources = []  # type: List[PlatformSource]
+        if self.config.pressure:
+            sources.append(PressureSource(self.config.proc_root, self._errors))
         if self._rdt is not None and self._rdt.monitoring is not None:
             sources.append(self._rdt.monitoring.status())
         sources.extend(self._perf[1])
