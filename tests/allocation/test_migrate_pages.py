@@ -61,7 +61,8 @@ def two_nodes(tmp_path, **proc):
 
 
 def wait_for_pages(cgroups, path, deadline=10.0):
-    """Until the task's process has pages charged to its cgroup (it joins before exec)."""
+    """Until the task's process has pages charged to its cgroup and counted (it joins before
+    exec), so the agent sees pages to move."""
     numa_stat = cgroups.layout.v1['memory'] + path + '/memory.numa_stat'
     started = time.monotonic()
     while time.monotonic() - started < deadline:
@@ -73,7 +74,11 @@ def wait_for_pages(cgroups, path, deadline=10.0):
 
 
 def test_the_allocation_on_a_real_task(cgroups, tmp_path, caplog):
-    path = cgroups.create('task')
+    # A process with 8 MiB of its own pages: a `sleep` has so few that they can stay in the
+    # kernel's per-CPU LRU batches, where memory.numa_stat does not count them.
+    path = cgroups.create('task', processes=0)
+    cgroups.add_process(path, ['python3', '-c', 'import time\nb = bytearray(8 << 20)\n'
+                                                'time.sleep(600)'])
     wait_for_pages(cgroups, path)
     task_id = path.strip('/')
     answer = {task_id: {A.MIGRATE_PAGES: 0}}
