@@ -30,20 +30,19 @@ from wca import fsutil
 from wca.allocations import (CONFLICT, KERNEL_REFUSED, OUT_OF_CLOSIDS, PERMISSION, UNSUPPORTED,
                              VANISHED, InvalidAllocation, digits, schemata_domains)
 from wca.allocators import RDTAllocation
-from wca.cgroups.layout import GONE, CgroupLayout, CgroupNotFound, CgroupVanished, join
+from wca.cgroups.layout import GONE, CgroupLayout, CgroupVanished
 from wca.nodes.base import Task
 from wca.resctrl.groups import OutOfIds, group_name, make_group, remove_group, valid_name
 from wca.resctrl.info import ResctrlUnavailable
 from wca.resctrl.rdt import RDT
 from wca.resctrl.schemata import check_l3, check_mb, domain_order, line_of, parse_schemata
-from wca.resctrl.tasks import MissingPrivileges
+from wca.resctrl.tasks import Bookkeeping, MissingPrivileges, thread_files
 from wca.sources import TaskSource, TaskSourceFactory
 
 log = logging.getLogger(__name__)
 
 ROOT = ''
 _SPECIAL = ('info', 'mon_groups', 'mon_data')
-_THREAD_HIERARCHIES = ('cpu', 'cpuacct', 'memory', 'cpuset')  # as RDT monitoring reads them
 
 
 class Rejected(Exception):
@@ -62,7 +61,7 @@ class Group:
         self.schemata = {}  # type: Dict[str, Dict[str, str]]  as read this iteration
 
 
-class RDTControl(TaskSourceFactory):
+class RDTControl(Bookkeeping, TaskSourceFactory):
     """The control groups of the agent's tasks; a TaskSourceFactory whose per-task sources move
     new threads into the task's group every iteration (before RDT monitoring reads them)."""
 
@@ -420,18 +419,10 @@ class RDTControl(TaskSourceFactory):
         status = self.resctrl.last_cmd_status()
         return ' (the kernel says: %s)' % status if status and status != 'ok' else ''
 
-    def count_error(self):
-        self.errors['measurement'] = self.errors.get('measurement', 0) + 1
-
-    def warn_once(self, key, message, *args):
-        if key not in self._warned:
-            self._warned.add(key)
-            log.warning(message, *args)
-
     # --- the task lifecycle ---------------------------------------------------------------
 
     def open(self, task: Task) -> 'ControlMember':
-        member = ControlMember(self, task, _thread_files(self.layout, task))
+        member = ControlMember(self, task, thread_files(self.layout, task))
         self.members[task.task_id] = member
         self.groups[ROOT].members.add(task.task_id)
         return member
@@ -519,17 +510,6 @@ class ControlMember(TaskSource):
 
     def close(self) -> None:
         self.control.release(self)
-
-
-def _thread_files(layout: CgroupLayout, task: Task) -> List[str]:
-    paths = [task.cgroup_path] + list(task.subcgroups_paths)
-    for controller in _THREAD_HIERARCHIES:
-        mount = layout.v1.get(controller)
-        if mount and os.path.isdir(join(mount, task.cgroup_path)):
-            return [join(mount, path) + '/tasks' for path in paths]
-    if layout.unified and os.path.isdir(join(layout.unified, task.cgroup_path)):
-        return [join(layout.unified, path) + '/cgroup.threads' for path in paths]
-    raise CgroupNotFound(task.cgroup_path, layout.hierarchies() or ['(no cgroup mounts)'])
 
 
 def _reason(error: OSError) -> str:

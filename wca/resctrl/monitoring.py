@@ -25,14 +25,14 @@ import os
 from typing import Dict, List, Optional, Set, Tuple  # noqa: F401 (type comments)
 
 from wca import fsutil
-from wca.cgroups.layout import GONE, CgroupLayout, CgroupNotFound, CgroupVanished, join
+from wca.cgroups.layout import GONE, CgroupLayout, CgroupVanished
 from wca.metrics import Measurements, MetricName
 from wca.nodes.base import Task
 from wca.platforms import RDTInformation
 from wca.resctrl.groups import (GroupRecord, OutOfIds, group_name, make_group, monitoring_group,
                                 remove_group, valid_name)
 from wca.resctrl.info import Resctrl
-from wca.resctrl.tasks import MissingPrivileges, TasksWriter
+from wca.resctrl.tasks import Bookkeeping, MissingPrivileges, TasksWriter, thread_files
 from wca.sources import PlatformSource, TaskSource, TaskSourceFactory
 
 log = logging.getLogger(__name__)
@@ -44,10 +44,9 @@ EVENTS = (('llc_occupancy', MetricName.TASK_LLC_OCCUPANCY_BYTES),
           ('mbm_total_bytes', MetricName.TASK_MEM_BANDWIDTH_BYTES))
 UNAVAILABLE = (b'Unavailable', b'Error')
 # Where a task's thread list is: the first v1 hierarchy holding its cgroup, else cgroup2.
-_THREAD_HIERARCHIES = ('cpu', 'cpuacct', 'memory', 'cpuset')
 
 
-class RDTMonitoring(TaskSourceFactory):
+class RDTMonitoring(Bookkeeping, TaskSourceFactory):
     """Opens a MonitoringGroup for each new task; keeps what the groups share: names in use,
     the tasks waiting for an RMID, the count of unavailable readings."""
 
@@ -79,21 +78,10 @@ class RDTMonitoring(TaskSourceFactory):
                            'group %s is already that of task %s (cgroup paths that differ only '
                            'in "/" and "-")', task.task_id, name, holder.task_id)
             return None
-        source = MonitoringGroup(self, task, name, self._thread_files(task))
+        source = MonitoringGroup(self, task, name, thread_files(self.layout, task))
         self.groups[name] = source
         source.attach()
         return source
-
-    def _thread_files(self, task: Task) -> List[str]:
-        paths = [task.cgroup_path] + list(task.subcgroups_paths)
-        layout = self.layout
-        for controller in _THREAD_HIERARCHIES:
-            mount = layout.v1.get(controller)
-            if mount and os.path.isdir(join(mount, task.cgroup_path)):
-                return [join(mount, path) + '/tasks' for path in paths]
-        if layout.unified and os.path.isdir(join(layout.unified, task.cgroup_path)):
-            return [join(layout.unified, path) + '/cgroup.threads' for path in paths]
-        raise CgroupNotFound(task.cgroup_path, layout.hierarchies() or ['(no cgroup mounts)'])
 
     def status(self) -> 'RDTMonitoringStatus':
         return RDTMonitoringStatus(self)
@@ -126,16 +114,8 @@ class RDTMonitoring(TaskSourceFactory):
             self._out_of_ids = None
             log.info('resctrl: every task has its monitoring group again')
 
-    def count_error(self):
-        self.errors['measurement'] = self.errors.get('measurement', 0) + 1
 
-    def warn_once(self, key, message, *args):
-        if key not in self._warned:
-            self._warned.add(key)
-            log.warning(message, *args)
-
-
-class MonitoringGroup(TaskSource):
+class MonitoringGroup(Bookkeeping, TaskSource):
     """One task's monitoring group: its threads written in, its counters read."""
 
     def __init__(self, factory: RDTMonitoring, task: Task, name: str, thread_files: List[str]):
@@ -299,11 +279,6 @@ class MonitoringGroup(TaskSource):
     def _failure(self, path, reason):
         self.factory.count_error()
         self.warn_once(('read', path), 'cannot read %s: %s (its metrics are dropped)', path, reason)
-
-    def warn_once(self, key, message, *args):
-        if key not in self._warned:
-            self._warned.add(key)
-            log.warning(message, *args)
 
     def move_to(self, control_group: str) -> bool:
         """Re-makes the group under another control group ('' = the root group); for RDT

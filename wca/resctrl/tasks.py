@@ -14,6 +14,8 @@ import os
 from typing import Dict, Iterable, List, Tuple
 
 from wca import security
+from wca.cgroups.layout import CgroupLayout, CgroupNotFound, join
+from wca.nodes.base import Task
 from wca.resctrl.info import ResctrlUnavailable
 
 log = logging.getLogger(__name__)
@@ -76,3 +78,36 @@ class TasksWriter:
             missing = security.missing_privileges(
                 [security.SETUID, security.NO_SETUID_FIXUP]) or [security.SETUID]
             raise MissingPrivileges(missing)
+
+
+# The hierarchies whose `tasks` file lists a task's threads, in the order they are looked in.
+THREAD_HIERARCHIES = ('cpu', 'cpuacct', 'memory', 'cpuset')
+
+
+def thread_files(layout: CgroupLayout, task: Task) -> List[str]:
+    """The files listing the threads of a task's cgroup and of its subcgroups (a pod's
+    containers): `tasks` in the first v1 hierarchy that has the task's cgroup, else cgroup2's
+    `cgroup.threads`. CgroupNotFound when none has it."""
+    paths = [task.cgroup_path] + list(task.subcgroups_paths)
+    for controller in THREAD_HIERARCHIES:
+        mount = layout.v1.get(controller)
+        if mount and os.path.isdir(join(mount, task.cgroup_path)):
+            return [join(mount, path) + '/tasks' for path in paths]
+    if layout.unified and os.path.isdir(join(layout.unified, task.cgroup_path)):
+        return [join(layout.unified, path) + '/cgroup.threads' for path in paths]
+    raise CgroupNotFound(task.cgroup_path, layout.hierarchies() or ['(no cgroup mounts)'])
+
+
+class Bookkeeping:
+    """Counting a failure and warning about it once, for the RDT classes (which set `errors`,
+    the runner's counters, and `_warned`, the keys already warned about)."""
+    errors = None  # type: Dict[str, int]
+    _warned = None  # type: set
+
+    def count_error(self):
+        self.errors['measurement'] = self.errors.get('measurement', 0) + 1
+
+    def warn_once(self, key, message, *args):
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message, *args)
