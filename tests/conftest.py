@@ -168,6 +168,21 @@ def pki(tmp_path_factory):
 
 
 @pytest.fixture
+def storages():
+    """Makes KafkaStorages (with the given arguments) and closes them after the test."""
+    from wca.storage.kafka import KafkaStorage
+    made = []
+
+    def make(**kwargs):
+        storage = KafkaStorage(**kwargs)
+        made.append(storage)
+        return storage
+    yield make
+    for storage in made:
+        storage.close(timeout=0)
+
+
+@pytest.fixture
 def kafka_broker(tmp_path):
     """A real Kafka-protocol broker (Tansu, in memory) on a free port of 127.0.0.1, stopped by pid
     afterwards (tests/kafka_broker.py)."""

@@ -203,3 +203,9 @@ class TLSFront:
         self.listener.close()
         for thread in self._threads:
             thread.join(2)
+
+
+def iteration_of(value: bytes) -> int:
+    """Which store() call a message came from: its `test_iteration` sample."""
+    from exposition_text import parse
+    return int(parse(value.decode()).samples[('test_iteration', ())][0])

@@ -4,14 +4,10 @@ import logging
 import socket
 import time
 
-import pytest
-
 from conftest import promtool_check, require_tool
-from exposition_text import parse
-from kafka_broker import Broker, consume, wait_until
+from kafka_broker import Broker, iteration_of, consume, wait_until
 from wca.exposition import encode
 from wca.metrics import Metric, MetricType
-from wca.storage.kafka import KafkaStorage
 
 
 def metrics_of(iteration, tasks=8):
@@ -22,26 +18,9 @@ def metrics_of(iteration, tasks=8):
     return out
 
 
-def iteration_of(value: bytes) -> int:
-    return int(parse(value.decode()).samples[('test_iteration', ())][0])
-
-
 def balanced(counts):
     return counts['produced'] == (counts['delivered'] + counts['dropped'] + counts['failed']
                                   + counts['queued'])
-
-
-@pytest.fixture
-def storages():
-    made = []
-
-    def make(**kwargs):
-        storage = KafkaStorage(**kwargs)
-        made.append(storage)
-        return storage
-    yield make
-    for storage in made:
-        storage.close(timeout=0)
 
 
 def test_outage_keeps_what_fits_delivers_it_in_order_and_counts_the_rest(tmp_path, storages,

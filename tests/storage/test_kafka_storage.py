@@ -10,7 +10,7 @@ import pytest
 
 from conftest import plugin_env, promtool_check, require_tool, wca_command, write_config
 from exposition_text import expected, parse
-from kafka_broker import Broker, TLSFront, consume, free_port, wait_until
+from kafka_broker import Broker, iteration_of, TLSFront, consume, free_port, wait_until
 from wca.metrics import Metric, MetricType
 from wca.storage.kafka import KafkaStorage
 from wca.tls import SSL
@@ -27,23 +27,6 @@ def metrics_of(iteration, tasks=3):
                           'memory'))
     out.append(Metric('test_iteration', iteration, {}, MetricType.GAUGE, 'which store() call'))
     return out
-
-
-def iteration_of(value: bytes) -> int:
-    return int(parse(value.decode()).samples[('test_iteration', ())][0])
-
-
-@pytest.fixture
-def storages():
-    made = []
-
-    def make(**kwargs):
-        storage = KafkaStorage(**kwargs)
-        made.append(storage)
-        return storage
-    yield make
-    for storage in made:
-        storage.close(timeout=0)
 
 
 def test_consumer_reads_back_what_was_stored(kafka_broker, storages):
