@@ -25,7 +25,7 @@ from operator import itemgetter
 from typing import Callable, Dict, List, Optional, Pattern, Tuple  # noqa: F401 (type comments)
 
 from wca import fsutil
-from wca.cgroups.layout import GONE, CgroupLayout, CgroupVanished, join
+from wca.cgroups.layout import GONE, CgroupLayout, CgroupVanished, member_listings
 from wca.metrics import Measurements, MetricName
 from wca.nodes.base import Task
 from wca.procfs import KeyFilter, read_all
@@ -35,23 +35,6 @@ log = logging.getLogger(__name__)
 
 _DASHES = b'-' * 20  # the line under the header; a command name (15 bytes at most) cannot hold it
 _ENDED = (errno.ENOENT, errno.ESRCH)  # a thread that ended after the tasks file was read
-
-
-def thread_files(layout: CgroupLayout, cgroup_path: str) -> Optional[Tuple[str, str]]:
-    """(cgroup directory, file listing its thread ids): the first v1 hierarchy of cpu, cpuacct,
-    memory that has the cgroup (`tasks`), else cgroup2 (`cgroup.threads`); None when the cgroup
-    is in none of them."""
-    for controller in ('cpu', 'cpuacct', 'memory'):
-        mount = layout.v1.get(controller)
-        if mount:
-            directory = join(mount, cgroup_path)
-            if os.path.isdir(directory):
-                return directory, directory + '/tasks'
-    if layout.unified:
-        directory = join(layout.unified, cgroup_path)
-        if os.path.isdir(directory):
-            return directory, directory + '/cgroup.threads'
-    return None
 
 
 def split_sched(data: bytes) -> Tuple[List[bytes], List[bytes], bytes]:
@@ -269,11 +252,8 @@ class SchedSourceFactory(TaskSourceFactory):
         self.errors = errors if errors is not None else {}
 
     def open(self, task: Task) -> Optional[SchedSource]:
-        listings = []
-        for path in [task.cgroup_path] + list(task.subcgroups_paths):
-            found = thread_files(self.layout, path)
-            if found is not None:
-                listings.append(found)
+        listings = member_listings(self.layout, [task.cgroup_path] + list(task.subcgroups_paths),
+                                   ('cpu', 'cpuacct', 'memory'), 'tasks', 'cgroup.threads')
         if not listings:
             log.warning('task %s: cgroup %s has no tasks file in the cpu, cpuacct or memory '
                         'hierarchy nor in cgroup2: no sched metrics', task.task_id, task.cgroup_path)

@@ -26,7 +26,7 @@ import time
 from typing import Dict, List, Optional, Tuple  # noqa: F401 (type comments)
 
 from wca import fsutil
-from wca.cgroups.layout import GONE, CgroupLayout, CgroupVanished, join
+from wca.cgroups.layout import GONE, CgroupLayout, CgroupVanished, member_listings
 from wca.metrics import Measurements, MetricName
 from wca.nodes.base import Task
 from wca.procfs import read_all
@@ -72,18 +72,6 @@ def referenced_bytes(data: bytes) -> int:
         total += int(data[start:end].split()[0] if end >= 0 else data[start:].split()[0])
         at = data.find(_REFERENCED, start)
     return total * 1024
-
-
-def process_files(layout: CgroupLayout, cgroup_path: str) -> Optional[Tuple[str, str]]:
-    """(cgroup directory, its cgroup.procs): the first of the memory, cpuacct, cpu hierarchies
-    (v1) that has the cgroup, else cgroup2; None when none has it."""
-    mounts = [layout.v1.get(c) for c in ('memory', 'cpuacct', 'cpu')] + [layout.unified]
-    for mount in mounts:
-        if mount:
-            directory = join(mount, cgroup_path)
-            if os.path.isdir(directory):
-                return directory, directory + '/cgroup.procs'
-    return None
 
 
 class WssSource(TaskSource):
@@ -243,11 +231,8 @@ class WssSourceFactory(TaskSourceFactory):
                         task_id)
 
     def open(self, task: Task) -> Optional[WssSource]:
-        listings = []
-        for path in [task.cgroup_path] + list(task.subcgroups_paths):
-            found = process_files(self.layout, path)
-            if found is not None:
-                listings.append(found)
+        listings = member_listings(self.layout, [task.cgroup_path] + list(task.subcgroups_paths),
+                                   ('memory', 'cpuacct', 'cpu'), 'cgroup.procs', 'cgroup.procs')
         if not listings:
             log.warning('task %s: cgroup %s is in none of the memory, cpuacct, cpu or cgroup2 '
                         'hierarchies: no working set size', task.task_id, task.cgroup_path)

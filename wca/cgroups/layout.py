@@ -2,7 +2,7 @@
 detected from /proc/self/mounts or given by a test; and discovery of child cgroups."""
 import errno
 import os
-from typing import Dict, FrozenSet, List, Optional, Set  # noqa: F401 (type comments)
+from typing import Dict, FrozenSet, List, Optional, Set, Tuple  # noqa: F401 (type comments)
 
 from dataclasses import dataclass, field
 
@@ -105,6 +105,23 @@ def source_directory(layout: CgroupLayout, controller: str, cgroup_path: str) ->
         return join(layout.unified, cgroup_path)
     mount = layout.v1.get(controller)
     return join(mount, cgroup_path) if mount else None
+
+
+def member_listings(layout: CgroupLayout, cgroup_paths: List[str], controllers: Tuple[str, ...],
+                    v1_file: str, v2_file: str) -> List[Tuple[str, str]]:
+    """(cgroup directory, file listing its members) for each of `cgroup_paths` (a task's cgroup
+    and its subcgroups) that exists: from the first v1 hierarchy of `controllers` that has it
+    (`v1_file`: tasks or cgroup.procs), else from cgroup2 (`v2_file`)."""
+    listings = []
+    mounts = [(layout.v1.get(c), v1_file) for c in controllers] + [(layout.unified, v2_file)]
+    for path in cgroup_paths:
+        for mount, filename in mounts:
+            if mount:
+                directory = join(mount, path)
+                if os.path.isdir(directory):
+                    listings.append((directory, directory + '/' + filename))
+                    break
+    return listings
 
 
 def _unescape(path):
