@@ -1,7 +1,6 @@
 """Helpers of the procfs, sched, working set size, hardware memory and label generator tests:
 the two-node fixture tree, real processes with several threads, config checks through the
 command line, and running a command as another user."""
-import functools
 import os
 import signal
 import subprocess
@@ -11,14 +10,13 @@ import time
 
 import pytest
 
-from conftest import REPO, plugin_env, require_tool, wca_command, write_config
+from conftest import REPO, plugin_env, wca_command, write_config
 
 # A two-node machine (4 CPUs) as Linux 6.x lays out /proc/zoneinfo, /proc/vmstat and
 # /sys/devices/system/node/node<N>/vmstat; see tests/fixtures/numa2/README.
 NUMA2 = os.path.join(REPO, 'tests', 'fixtures', 'numa2')
 NUMA2_PROC = os.path.join(NUMA2, 'proc')
 NUMA2_SYS = os.path.join(NUMA2, 'sys')
-NOBODY = 65534
 
 # A Python process with `threads` threads in all (the main one included), each blocked, so
 # that their scheduler statistics stay still while a test reads them. It allocates and
@@ -130,34 +128,3 @@ def assert_located(line, path, lineno, key_path, *expected):
     assert line.startswith(prefix), '%r does not start with %r' % (line, prefix)
     for text in expected:
         assert text in line, '%r not in %r' % (text, line)
-
-
-def _setpriv():
-    return require_tool('setpriv', 'apt-get install util-linux (Debian) or yum install '
-                                   'util-linux (CentOS)')
-
-
-@functools.lru_cache(maxsize=None)
-def _needs_read_search():
-    """Whether uid 65534 cannot start this interpreter with wca importable on its own (pyenv
-    under /root): then it also gets CAP_DAC_READ_SEARCH, which reads files and nothing more
-    (it opens no one's smaps and writes no clear_refs)."""
-    result = subprocess.run(
-        [_setpriv(), '--reuid=%d' % NOBODY, '--regid=%d' % NOBODY, '--clear-groups',
-         sys.executable, '-c', 'import wca, yaml'],
-        env=plugin_env(), cwd='/', stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    return result.returncode != 0
-
-
-def as_nobody(args, caps=(), timeout=60):
-    """Runs a command as uid/gid 65534 with only `caps` ('sys_ptrace', ...) as ambient
-    capabilities."""
-    if os.geteuid() != 0:
-        pytest.fail('switching users with setpriv needs root')
-    caps = list(caps) + (['dac_read_search'] if _needs_read_search() else [])
-    command = [_setpriv(), '--reuid=%d' % NOBODY, '--regid=%d' % NOBODY, '--clear-groups']
-    if caps:
-        listed = ','.join('+' + c for c in caps)
-        command += ['--inh-caps=' + listed, '--ambient-caps=' + listed]
-    return subprocess.run(command + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, cwd='/', env=plugin_env(), timeout=timeout)

@@ -8,69 +8,15 @@ also gets CAP_DAC_READ_SEARCH, which lets it read files and nothing more: it is 
 the privileges the agent checks (CAP_DAC_OVERRIDE, CAP_SETUID, SECBIT_NO_SETUID_FIXUP,
 kernel.perf_event_paranoid), so the checks see what an unprivileged user's would.
 """
-import functools
 import os
 import re
-import shutil
 import subprocess
-import sys
-import tempfile
 
 import pytest
 
-from conftest import REPO, plugin_env, require_tool, wca_command, write_config
+from conftest import NOBODY, REPO, plugin_env, unprivileged, wca_command, write_config
 
 from wca import security
-
-NOBODY = 65534
-
-
-@pytest.fixture
-def shared_dir():
-    """A 0755 directory (with a 0777 'out' for the agent's files) that uid 65534 can read."""
-    path = tempfile.mkdtemp(prefix='wca-test-')
-    os.chmod(path, 0o755)
-    out = os.path.join(path, 'out')
-    os.mkdir(out)
-    os.chmod(out, 0o777)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path)
-
-
-def _setpriv():
-    return require_tool('setpriv', 'apt-get install util-linux (Debian) or yum install '
-                                   'util-linux (CentOS)')
-
-
-@functools.lru_cache(maxsize=None)
-def _needs_read_search():
-    """Whether uid 65534 cannot start this interpreter with wca importable on its own."""
-    result = subprocess.run(
-        [_setpriv(), '--reuid=%d' % NOBODY, '--regid=%d' % NOBODY, '--clear-groups',
-         sys.executable, '-c', 'import wca, yaml'],
-        env=plugin_env(), cwd='/', stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    return result.returncode != 0
-
-
-def unprivileged(args, caps=(), securebits=None, cwd=None, env=None, uid=NOBODY):
-    """Runs a command as uid/gid `uid` with only `caps` (names like 'dac_override') as
-    ambient capabilities."""
-    if os.geteuid() != 0:
-        pytest.fail('the privilege tests switch users with setpriv and must run as root')
-    caps = list(caps)
-    if _needs_read_search():
-        caps.append('dac_read_search')
-    command = [_setpriv(), '--reuid=%d' % uid, '--regid=%d' % uid, '--clear-groups']
-    if caps:
-        listed = ','.join('+' + c for c in caps)
-        command += ['--inh-caps=' + listed, '--ambient-caps=' + listed]
-    if securebits:
-        command += ['--securebits=' + securebits]
-    return subprocess.run(command + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, cwd=cwd or '/', env=env or plugin_env(),
-                          timeout=60)
 
 
 def status_of(result):

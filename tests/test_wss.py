@@ -9,8 +9,8 @@ import tempfile
 
 import pytest
 
-from conftest import promtool_check, wca_command, write_config
-from procfs_fixtures import (Threaded, as_nobody, assert_located, config_error, load_error,
+from conftest import promtool_check, unprivileged, wca_command, write_config
+from procfs_fixtures import (Threaded, assert_located, config_error, load_error,
                              referenced_from_smaps_rollup)
 
 from testing.recording import Recording
@@ -167,7 +167,7 @@ def test_the_kernel_wants_exactly_those_privileges(tmp_path):
              '        print(how, e.errno)\n') % (target, target)
     answers = {}
     for caps in ((), ('sys_ptrace',), ('dac_override',)):
-        result = as_nobody([sys.executable, '-c', probe], caps)
+        result = unprivileged([sys.executable, '-c', probe], caps)
         assert result.returncode == 0, result.stderr
         answers[caps] = result.stdout.split('\n')[:2]
     assert answers == {(): ['r 13', 'w 13'], ('sys_ptrace',): ['r ok', 'w 13'],
@@ -183,7 +183,7 @@ runner: !MeasurementRunner
   node: !StaticNode {tasks: []}
   wss_reset_cycles: 10
 ''')
-        result = as_nobody(wca_command('-c', path))
+        result = unprivileged(wca_command('-c', path))
     finally:
         shutil.rmtree(directory)
     assert result.returncode == 1, result.stderr

@@ -3,16 +3,10 @@ the fix named while kernel.perf_event_paranoid forbids cgroup events, and counti
 task when it has CAP_PERFMON. (CAP_DAC_READ_SEARCH only lets it reach the interpreter, which
 may live under a 0700 home: the agent checks no such privilege.)"""
 import os
-import shutil
-import subprocess
-import tempfile
 import time
 
-import pytest
+from conftest import unprivileged, wca_command
 
-from conftest import plugin_env, require_tool, wca_command
-
-NOBODY = 65534
 CONFIG = '''\
 runner: !MeasurementRunner
   node: !StaticNode
@@ -24,29 +18,6 @@ runner: !MeasurementRunner
     output_filename: {out}/metrics.prom
     overwrite: true
 '''
-
-
-@pytest.fixture
-def shared_dir():
-    """A 0755 directory, with a 0777 'out' for the agent's files, that uid 65534 can read."""
-    path = tempfile.mkdtemp(prefix='wca-test-perf-')
-    os.chmod(path, 0o755)
-    os.mkdir(os.path.join(path, 'out'))
-    os.chmod(os.path.join(path, 'out'), 0o777)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path)
-
-
-def as_nobody(args, caps):
-    setpriv = require_tool('setpriv', 'apt-get install util-linux')
-    caps = list(caps) + ['dac_read_search']
-    listed = ','.join('+' + c for c in caps)
-    command = [setpriv, '--reuid=%d' % NOBODY, '--regid=%d' % NOBODY, '--clear-groups',
-               '--inh-caps=' + listed, '--ambient-caps=' + listed]
-    return subprocess.run(command + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, cwd='/', env=plugin_env(), timeout=60)
 
 
 def paranoid():
@@ -61,14 +32,14 @@ def test_unprivileged_agent_with_perf_counters(perf_cgroups, shared_dir):
     with open(config, 'w') as f:
         f.write(CONFIG.format(task=busy.strip('/'), out=os.path.join(shared_dir, 'out')))
     os.chmod(config, 0o644)
-    refused = as_nobody(wca_command('-c', config), caps=[])
+    refused = unprivileged(wca_command('-c', config), caps=[])
     if paranoid() > 0:
         assert refused.returncode == 1, refused.stderr
         assert 'kernel.perf_event_paranoid <= 0' in refused.stderr
         assert 'sysctl -w kernel.perf_event_paranoid=0' in refused.stderr
         assert 'CAP_PERFMON' in refused.stderr and 'Traceback' not in refused.stderr
     started = time.monotonic()
-    counted = as_nobody(wca_command('-c', config), caps=['perfmon'])
+    counted = unprivileged(wca_command('-c', config), caps=['perfmon'])
     assert counted.returncode == 0, counted.stderr
     assert time.monotonic() - started < 30
     with open(os.path.join(shared_dir, 'out', 'metrics.prom')) as f:

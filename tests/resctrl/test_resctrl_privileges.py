@@ -5,19 +5,15 @@ writes into a root-owned fixture `tasks` file with CAP_SETUID and SECBIT_NO_SETU
 A capability does not pass resctrl's own check (the thread's owner or euid 0), so the writer
 takes euid 0; SECBIT_NO_SETUID_FIXUP is what lets it do that more than once: shown here too.
 """
-import functools
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
 import pytest
 
-from conftest import plugin_env, require_root, require_tool, wca_command
+from conftest import NOBODY, unprivileged, wca_command
 from wca.resctrl.info import find_mount
-
-NOBODY = 65534
 
 WRITE = '''
 import os, sys
@@ -49,34 +45,6 @@ except PermissionError:
 ''' % NOBODY
 
 
-def _setpriv():
-    return require_tool('setpriv', 'apt-get install util-linux')
-
-
-@functools.lru_cache(maxsize=None)
-def _needs_read_search():
-    """Whether uid 65534 cannot start this interpreter with wca importable on its own (a
-    pyenv under /root); CAP_DAC_READ_SEARCH then lets it read, and nothing more."""
-    result = subprocess.run([_setpriv(), '--reuid=%d' % NOBODY, '--regid=%d' % NOBODY,
-                             '--clear-groups', sys.executable, '-c', 'import wca'],
-                            env=plugin_env(), cwd='/', stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
-    return result.returncode != 0
-
-
-def as_nobody(args, caps=(), securebits=None):
-    require_root()
-    caps = list(caps) + (['dac_read_search'] if _needs_read_search() else [])
-    command = [_setpriv(), '--reuid=%d' % NOBODY, '--regid=%d' % NOBODY, '--clear-groups']
-    if caps:
-        listed = ','.join('+' + c for c in caps)
-        command += ['--inh-caps=' + listed, '--ambient-caps=' + listed]
-    if securebits:
-        command += ['--securebits=' + securebits]
-    return subprocess.run(command + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, cwd='/', env=plugin_env(), timeout=60)
-
-
 @pytest.fixture
 def tasks_file():
     """A root-owned 0644 `tasks` file of a monitoring group, in a directory uid 65534 can reach."""
@@ -100,8 +68,8 @@ def written(path):
 
 
 def test_setuid_with_no_setuid_fixup_writes_as_euid_0_only_around_the_write(tasks_file):
-    result = as_nobody([sys.executable, '-c', WRITE, tasks_file], caps=['setuid'],
-                       securebits='+no_setuid_fixup')
+    result = unprivileged([sys.executable, '-c', WRITE, tasks_file], caps=['setuid'],
+                          securebits='+no_setuid_fixup')
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == 'moved 2 threads; its own uid cannot write there\n'
     assert written(tasks_file) == ['101', '102']
@@ -113,8 +81,8 @@ def test_setuid_with_no_setuid_fixup_writes_as_euid_0_only_around_the_write(task
     ((), '+no_setuid_fixup', ['CAP_SETUID']),
 ], ids=['nothing', 'no-securebit', 'no-setuid'])
 def test_missing_privileges_are_named(tasks_file, caps, securebits, named):
-    result = as_nobody([sys.executable, '-c', WRITE, tasks_file], caps=caps,
-                       securebits=securebits)
+    result = unprivileged([sys.executable, '-c', WRITE, tasks_file], caps=caps,
+                          securebits=securebits)
     assert result.returncode == 3, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith('missing privilege')
@@ -123,10 +91,10 @@ def test_missing_privileges_are_named(tasks_file, caps, securebits, named):
 
 
 def test_without_the_securebit_the_second_switch_fails():
-    result = as_nobody([sys.executable, '-c', FIXUP], caps=['setuid'])
+    result = unprivileged([sys.executable, '-c', FIXUP], caps=['setuid'])
     assert (result.returncode, result.stdout) == (0, 'capabilities gone\n'), result.stderr
-    result = as_nobody([sys.executable, '-c', FIXUP], caps=['setuid'],
-                       securebits='+no_setuid_fixup')
+    result = unprivileged([sys.executable, '-c', FIXUP], caps=['setuid'],
+                          securebits='+no_setuid_fixup')
     assert (result.returncode, result.stdout) == (0, 'again\n'), result.stderr
 
 
@@ -139,7 +107,7 @@ runner: !MeasurementRunner
 '''
 
 
-def agent_as_nobody(**privileges):
+def agent_unprivileged(**privileges):
     """The agent with CONFIG, run as uid 65534 (the config in a directory it can read)."""
     directory = tempfile.mkdtemp(prefix='wca-test-resctrl-')
     try:
@@ -148,13 +116,13 @@ def agent_as_nobody(**privileges):
         with open(path, 'w') as f:
             f.write(CONFIG)
         os.chmod(path, 0o644)
-        return as_nobody(wca_command('-c', path), **privileges)
+        return unprivileged(wca_command('-c', path), **privileges)
     finally:
         shutil.rmtree(directory)
 
 
 def test_agent_with_rdt_names_the_missing_privileges():
-    result = agent_as_nobody()
+    result = agent_unprivileged()
     assert result.returncode == 1, result.stderr
     lines = result.stderr.splitlines()
     assert lines[0] == 'wca: missing privileges (or run as root with --root):'
@@ -162,7 +130,7 @@ def test_agent_with_rdt_names_the_missing_privileges():
         'CAP_DAC_OVERRIDE', 'CAP_SETUID', 'SECBIT_NO_SETUID_FIXUP']
     assert 'SecureBits=no-setuid-fixup' in result.stderr
     # Granted, it gets as far as looking for resctrl (which this machine lacks).
-    result = agent_as_nobody(caps=['dac_override', 'setuid'], securebits='+no_setuid_fixup')
+    result = agent_unprivileged(caps=['dac_override', 'setuid'], securebits='+no_setuid_fixup')
     assert 'missing privilege' not in result.stderr and 'Traceback' not in result.stderr
     if find_mount() is None:
         assert result.returncode == 1, result.stderr
