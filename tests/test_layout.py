@@ -103,3 +103,14 @@ def test_independent_modules_stay_independent():
         if module.startswith(('wca.cgroups', 'wca.nodes', 'wca.storage', 'wca.platforms',
                               'wca.perf', 'wca.resctrl')):
             assert not {m for m in edges[module] if m.startswith('wca.runners')}, module
+
+
+def test_an_agent_without_kafka_storage_does_not_load_kafka_python():
+    """The composition root imports every component; kafka-python, a few MB and tens of ms at
+    every start, is loaded only once a KafkaStorage is configured."""
+    import subprocess
+    import sys
+    code = ('import sys, wca.components; assert "kafka" not in sys.modules\n'
+            'from wca.storage.kafka import KafkaStorage\n'
+            'KafkaStorage(topic="t"); assert "kafka" in sys.modules')
+    subprocess.check_call([sys.executable, '-c', code])

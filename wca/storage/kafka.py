@@ -20,10 +20,6 @@ import time
 from typing import Dict, List, Optional, Union
 
 from dataclasses import dataclass, field
-from kafka import KafkaProducer
-from kafka import codec as kafka_codec
-from kafka.errors import KafkaError
-from kafka.sasl import SASL_MECHANISMS
 
 from wca.config import Numeric, Str
 from wca.exposition import encode
@@ -74,8 +70,18 @@ _LIBRDKAFKA_NAMES = {
     'ssl.key.password': 'ssl_password',
 }
 _SECURITY_PROTOCOLS = ('PLAINTEXT', 'SSL', 'SASL_PLAINTEXT', 'SASL_SSL')
-_COMPRESSION = {'gzip': kafka_codec.has_gzip, 'snappy': kafka_codec.has_snappy,
-                'lz4': kafka_codec.has_lz4, 'zstd': kafka_codec.has_zstd}
+_COMPRESSION = ('gzip', 'snappy', 'lz4', 'zstd')
+
+
+def _kafka():
+    """kafka-python, imported only when a KafkaStorage is configured: every other agent is
+    spared its start-up time and memory."""
+    import kafka.codec
+    import kafka.errors
+    import kafka.sasl
+    return kafka
+
+
 # gzip by default: kafka-python checksums what it sends with a pure-Python CRC32C, which costs
 # about 0.1 s of CPU per MB; compressed text is ten times smaller (and gzip itself is in C).
 _DEFAULTS = {'compression_type': 'gzip'}
@@ -138,7 +144,8 @@ class KafkaStorage(Storage):
             raise ValueError('queue_max_bytes: must be at least max_message_bytes (%d)'
                              % self.max_message_bytes)
         self._config = _producer_config(self.extra_config or {}, self.ssl is not None)
-        limit = self._config.get('max_request_size', KafkaProducer.DEFAULT_CONFIG['max_request_size'])
+        limit = self._config.get('max_request_size',
+                                 _kafka().KafkaProducer.DEFAULT_CONFIG['max_request_size'])
         if self.max_message_bytes + _REQUEST_OVERHEAD > limit:
             raise ValueError('max_message_bytes: must be at most max_request_size - %d = %d '
                              '(raise max_request_size in extra_config, within the brokers\' '
@@ -401,19 +408,19 @@ class _Sender:
                 config = dict(storage._config, bootstrap_servers=list(storage.brokers_ips))
                 if storage.ssl is not None:
                     config['ssl_context'] = storage.ssl.client_context()
-                self.producer = KafkaProducer(**config)
+                self.producer = _kafka().KafkaProducer(**config)
             except Exception as e:  # brokers away, TLS files unreadable...: logged once, retried
                 return 'retry', 'cannot connect: %s' % _describe(e)
             log.info('%s: connected', storage._where)
         try:
             future = self.producer.send(storage.topic, value=message.data, key=storage._key)
-        except KafkaError as e:
+        except _kafka().errors.KafkaError as e:
             return ('retry' if getattr(e, 'retriable', False) else 'failed'), _describe(e)
         while True:
             try:
                 future.get(timeout=_POLL_SECONDS)
                 return 'delivered', None
-            except KafkaError as e:
+            except _kafka().errors.KafkaError as e:
                 if future.is_done:
                     return ('retry' if getattr(e, 'retriable', False) else 'failed'), _describe(e)
             # Still pending. Giving up on it now could deliver it twice (it may yet arrive);
@@ -458,7 +465,7 @@ def _check_broker(entry):
 def _producer_config(extra: Dict[str, object], with_ssl: bool) -> Dict[str, object]:
     """extra_config checked against what KafkaProducer accepts, names translated, values of
     the right type; a mistake is a ValueError naming the key (never showing the value)."""
-    known = KafkaProducer.DEFAULT_CONFIG
+    known = _kafka().KafkaProducer.DEFAULT_CONFIG
     config = dict(_DEFAULTS)
     for key, value in extra.items():
         name = _LIBRDKAFKA_NAMES.get(key) or str(key).replace('.', '_')
@@ -474,11 +481,10 @@ def _producer_config(extra: Dict[str, object], with_ssl: bool) -> Dict[str, obje
         config[name] = _value(where, name, value, known[name])
     compression = config.get('compression_type')
     if compression is not None:
-        checker = _COMPRESSION.get(compression)
-        if checker is None:
+        if compression not in _COMPRESSION:
             raise ValueError('extra_config: compression_type: expected one of gzip, snappy, lz4, '
                              'zstd or none')
-        if not checker():
+        if not getattr(_kafka().codec, 'has_' + compression)():
             raise ValueError('extra_config: compression_type: %s needs a Python package the '
                              'agent does not ship; use gzip' % compression)
     protocol = config.setdefault('security_protocol', 'SSL' if with_ssl else 'PLAINTEXT')
@@ -500,9 +506,10 @@ def _producer_config(extra: Dict[str, object], with_ssl: bool) -> Dict[str, obje
 def _check_sasl(config):
     """What kafka-python would find wrong only when it connects."""
     mechanism = config.get('sasl_mechanism')
-    if mechanism not in SASL_MECHANISMS:
+    mechanisms = _kafka().sasl.SASL_MECHANISMS
+    if mechanism not in mechanisms:
         raise ValueError('extra_config: sasl_mechanism: expected one of %s with security_protocol %s'
-                         % (', '.join(sorted(SASL_MECHANISMS)), config['security_protocol']))
+                         % (', '.join(sorted(mechanisms)), config['security_protocol']))
     if mechanism == 'PLAIN' or mechanism.startswith('SCRAM-'):
         for key in ('sasl_plain_username', 'sasl_plain_password'):
             if not config.get(key):
