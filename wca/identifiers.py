@@ -37,6 +37,7 @@ class InvalidIdentifier(Rejected):
     def __init__(self, kind: str, value: object, why: str):
         super().__init__('%s %s %s' % (kind, shown(value), why))
         self.kind = kind
+        self.why = why
 
 
 class OutsideParent(Rejected):
@@ -112,8 +113,8 @@ def path_component(value: object, kind: str = 'path component') -> str:
 def cgroup_path(value: object, kind: str = 'cgroup path', root_ok: bool = False) -> str:
     """A cgroup path relative to the cgroup mounts, each part a path_component; returned as
     '/a/b' (surplus '/' dropped). '/' itself only when `root_ok`."""
-    if not isinstance(value, str):
-        raise InvalidIdentifier(kind, value, 'is not a string')
+    if not isinstance(value, str) or not value:
+        raise InvalidIdentifier(kind, value, 'is not a non-empty string')
     parts = [part for part in value.split('/') if part]
     if not parts and not root_ok:
         raise InvalidIdentifier(kind, value, 'names no cgroup below the root')

@@ -97,15 +97,15 @@ class MesosNode(Node):
     ssl: TLS settings (server verification, client certificate).
     grace_period: seconds the last good task list is still reported while the agent fails.
     proc_root: where /proc is (for the executors' cgroups).
-    cgroups_root: the agent's --cgroups_root: an executor's cgroup must lie under it (a task
-        naming any other process is rejected).
+    cgroups_root: the agent's --cgroups_root ('mesos' or '/mesos'): an executor's cgroup must
+        lie under it (a task naming any other process is rejected); '/': any but the root.
     """
     mesos_agent_endpoint: Str = 'https://127.0.0.1:5051'
     timeout: Numeric(1, 60) = 5.
     ssl: Optional[SSL] = None
     grace_period: Numeric(0, 86400) = 60
     proc_root: Path(absolute=True) = '/proc'
-    cgroups_root: Path(absolute=True) = CGROUPS_ROOT
+    cgroups_root: Str = CGROUPS_ROOT
 
     def __post_init__(self):
         self._url = check_endpoint('mesos_agent_endpoint', self.mesos_agent_endpoint) + '/api/v1'

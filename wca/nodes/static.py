@@ -40,7 +40,8 @@ class StaticNode(Node):
             try:
                 identifiers.cgroup_path(path, 'task')
             except identifiers.InvalidIdentifier as e:
-                raise ValueError('task %s is not a cgroup path: %s' % (identifiers.shown(path), e))
+                raise ValueError('task %s is not a cgroup path: it %s' % (
+                    identifiers.shown(path), e.why))
         self._tasks = [_task(path, dict(self.default_labels, **per_task.get(path.strip('/'), {})))
                        for path in self.tasks]
 
