@@ -9,10 +9,13 @@ import uuid
 import pytest
 
 from orchestrator_fixtures import KubepodsTree, kubelet_paths, pod, pod_list, v1_layout
+from testing.recording import Recording
 from tls_ca import Answer, JsonServer
 from wca import identifiers
 from wca.cgroups.layout import CgroupLayout
 from wca.nodes.kubernetes import KubernetesNode
+from wca.runners import AllocationRunner
+from wca.static_allocator import StaticAllocator
 from wca.tls import SSL
 
 HOSTILE = [
@@ -245,3 +248,34 @@ def test_the_identifier_shapes():
     for path in ('/mesos', '/mesos-evil/abc', '/mesos/../system.slice', '/system.slice'):
         assert not identifiers.is_under(path, '/mesos'), path
     assert identifiers.is_under('/anything', '/')
+
+
+def test_a_hostile_container_id_does_not_steer_an_allocation(kubelet, pki, tree):
+    """Issue 19's case as an allocator meets it: `containerd://../../../system.slice` in a pod's
+    status made the container cgroup system.slice's, and a quota for the pod then wrote
+    system.slice's cpu.cfs_quota_us (a pod's containers are set unlimited). Now the pod is
+    rejected and system.slice keeps its quota, while a good pod gets its own."""
+    good, evil = pod('good-0'), pod('evil-0')
+    good_path, _ = tree.add_pod(good, 'cgroupfs')
+    tree.add_pod(evil, 'cgroupfs')
+    victim = tree.root + '/system.slice'
+    tree.mkdir(victim)
+    quota = tree.layout.v1['cpu'] + '%s/cpu.cfs_quota_us'
+    with open(quota % victim, 'w') as f:
+        f.write('50000')
+    evil['status']['containerStatuses'][0]['containerID'] = 'containerd://../../../system.slice'
+    kubelet.answer = pod_list(good, evil)
+    storages = Recording(), Recording(), Recording()
+    runner = AllocationRunner(
+        node=node_for(kubelet, tree, pki),
+        allocator=StaticAllocator(rules=[{'name': 'all', 'allocations': {'cpu_quota': 0.5}}]),
+        metrics_storage=storages[0], anomalies_storage=storages[1],
+        allocations_storage=storages[2], interval=0, rdt_enabled=False,
+        gather_hw_mm_topology=False)
+    runner.iterate()
+    with open(quota % victim) as f:
+        assert f.read().strip() == '50000'
+    with open(quota % good_path) as f:
+        assert f.read().strip() != '-1'
+    errors = {m.labels['reason']: m.value for m in storages[0].last('wca_node_errors_total')}
+    assert errors['invalid_identifier'] == 1
