@@ -34,7 +34,7 @@ def test_running_tasks_with_their_executor_cgroups_labels_and_resources(cgroups,
     finished = mesos_task('old-0', pids[0], state='TASK_FINISHED')
     staging = mesos_task('new-0', None, state='TASK_STAGING')
     with JsonServer(agent(get_state([running, no_labels, finished, staging])), pki=pki) as server:
-        node = node_for(server, pki)
+        node = node_for(server, pki, cgroups_root=cgroups.parent)
         tasks = {t.name: t for t in node.get_tasks()}
         again = {t.name: t for t in node.get_tasks()}
         request = server.requests[0]
@@ -66,7 +66,8 @@ def test_client_certificate_authentication(cgroups, pki):
     path = cgroups.create('mesos-tls')
     task = mesos_task('web-0', cgroups.processes[0].pid)
     with JsonServer(agent(get_state([task])), pki=pki, client_auth=True) as server:
-        node = node_for(server, pki, ssl=SSL(pki.ca_cert, pki.client_cert, pki.client_key))
+        node = node_for(server, pki, ssl=SSL(pki.ca_cert, pki.client_cert, pki.client_key),
+                        cgroups_root=cgroups.parent)
         assert [t.cgroup_path for t in node.get_tasks()] == [path]
         assert server.requests[0].client_cert == {'commonName': 'wca-test-client'}
 
@@ -82,7 +83,7 @@ def test_tasks_that_cannot_be_measured_are_said_once_and_counted(cgroups, pki, c
     vanished = mesos_task('gone-0', gone.pid)
     state = get_state([ok, no_pid, in_root, vanished])
     with JsonServer(agent(state), pki=pki) as server:
-        node = node_for(server, pki)
+        node = node_for(server, pki, cgroups_root=cgroups.parent)
         with caplog.at_level(logging.DEBUG, logger='wca.nodes.mesos'):
             for _ in range(3):
                 assert [t.name for t in node.get_tasks()] == ['ok-0']
@@ -99,7 +100,7 @@ def test_malformed_tasks_are_skipped_with_one_warning(cgroups, pki, caplog):
     no_id = mesos_task('broken-0', 1)
     del no_id['task_id']
     with JsonServer(agent(get_state([ok, no_id, 'garbage'])), pki=pki) as server:
-        node = node_for(server, pki)
+        node = node_for(server, pki, cgroups_root=cgroups.parent)
         for _ in range(2):
             assert [t.name for t in node.get_tasks()] == ['ok-0']
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]

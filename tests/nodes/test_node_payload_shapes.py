@@ -84,7 +84,7 @@ def test_odd_mesos_task_fields(cgroups, caplog):
     good = mesos_task('odd-0', cgroups.processes[1].pid, labels={'org.apache.aurora.tier': 'x'})
     state = {'answer': get_state([keep])}
     with JsonServer(lambda r: Answer(body=state['answer'])) as server:
-        node = MesosNode(mesos_agent_endpoint=server.url)
+        node = MesosNode(mesos_agent_endpoint=server.url, cgroups_root=cgroups.parent)
         count = 0
         with caplog.at_level(logging.ERROR):
             for mutated in mutations(good):

@@ -7,6 +7,7 @@ from typing import Dict, FrozenSet, List, Optional, Set, Tuple  # noqa: F401 (ty
 from dataclasses import dataclass, field
 
 from wca import fsutil
+from wca.identifiers import shown, traverses
 
 V1_CONTROLLERS = ('cpu', 'cpuacct', 'cpuset', 'memory', 'perf_event')
 GONE = (errno.ENOENT, errno.ENODEV, errno.ESRCH)  # errors of a file whose cgroup was removed
@@ -17,6 +18,16 @@ class CgroupNotFound(Exception):
 
     def __init__(self, cgroup_path, searched):
         super().__init__('cgroup %s not found under %s' % (cgroup_path, ', '.join(searched)))
+        self.cgroup_path = cgroup_path
+
+
+class UnsafeCgroupPath(CgroupNotFound):
+    """A cgroup path with a '.' or '..' part or a NUL, from a node that did not check it: it is
+    never joined to a mount (it could name a cgroup outside the task's)."""
+
+    def __init__(self, cgroup_path):
+        Exception.__init__(self, "cgroup path %s has a '.' or '..' part or a NUL; not used" %
+                           shown(cgroup_path))
         self.cgroup_path = cgroup_path
 
 
@@ -129,6 +140,10 @@ def _unescape(path):
 
 
 def join(mount, cgroup_path):
+    """The directory of `cgroup_path` under `mount`; UnsafeCgroupPath for one that could lead
+    elsewhere (the last line of the identifier rule, wca/identifiers.py)."""
+    if traverses(cgroup_path):
+        raise UnsafeCgroupPath(cgroup_path)
     return mount.rstrip('/') + '/' + cgroup_path.strip('/') if cgroup_path.strip('/') else mount
 
 

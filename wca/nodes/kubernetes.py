@@ -10,13 +10,13 @@ import logging
 import os
 import time
 from enum import Enum
-from typing import Dict, List, Optional, Tuple, Union  # noqa: F401 (type comments)
+from typing import Dict, List, Optional, Set, Tuple, Union  # noqa: F401 (type comments)
 from urllib.parse import quote
 
 from dataclasses import dataclass, field
 
-from wca import fsutil
-from wca.cgroups.layout import CgroupLayout
+from wca import fsutil, identifiers
+from wca.cgroups.layout import CgroupLayout, join
 from wca.config import Numeric, Path, Str
 from wca.exposition import sanitize_label_name
 from wca.metrics import Metric
@@ -56,18 +56,24 @@ CONTAINER_CGROUPS = {
 RUNTIMES = frozenset(runtime for _, runtime in CONTAINER_CGROUPS)
 
 
+def kubepods_path(driver: CgroupDriverType, cgroup_root: str = '/') -> str:
+    """The kubelet's cgroup of all pods: every pod's cgroup lies under it."""
+    slice_ = '.slice' if driver == CgroupDriverType.SYSTEMD else ''
+    return '%s/kubepods%s' % (cgroup_root.rstrip('/'), slice_)
+
+
 def pod_cgroup_path(driver: CgroupDriverType, qos: str, pod_uid: str, cgroup_root: str = '/') -> str:
     """The pod's cgroup, relative to the cgroup mounts, as the kubelet names it
     (pkg/kubelet/cm: guaranteed pods sit directly under kubepods, with either driver)."""
-    root = cgroup_root.rstrip('/')
+    root = kubepods_path(driver, cgroup_root)
     if driver == CgroupDriverType.SYSTEMD:
         uid = pod_uid.replace('-', '_')
         if qos == QosClass.GUARANTEED:
-            return '%s/kubepods.slice/kubepods-pod%s.slice' % (root, uid)
-        return '%s/kubepods.slice/kubepods-%s.slice/kubepods-%s-pod%s.slice' % (root, qos, qos, uid)
+            return '%s/kubepods-pod%s.slice' % (root, uid)
+        return '%s/kubepods-%s.slice/kubepods-%s-pod%s.slice' % (root, qos, qos, uid)
     if qos == QosClass.GUARANTEED:
-        return '%s/kubepods/pod%s' % (root, pod_uid)
-    return '%s/kubepods/%s/pod%s' % (root, qos, pod_uid)
+        return '%s/pod%s' % (root, pod_uid)
+    return '%s/%s/pod%s' % (root, qos, pod_uid)
 
 
 def container_cgroup_name(driver: CgroupDriverType, runtime: str, container_id: str) -> Optional[str]:
@@ -250,9 +256,9 @@ class KubernetesNode(Node):
             self.cgroup_driver = CgroupDriverType(self.cgroup_driver)
         except ValueError:
             raise ValueError('cgroup_driver: expected cgroupfs or systemd')
-        if not isinstance(self.cgroup_root, str) or not self.cgroup_root.startswith('/') \
-                or '..' in self.cgroup_root.split('/'):
+        if not isinstance(self.cgroup_root, str) or not self.cgroup_root.startswith('/'):
             raise ValueError('cgroup_root: expected a cgroup path starting with /')
+        self.cgroup_root = identifiers.cgroup_path(self.cgroup_root, 'cgroup_root', root_ok=True)
         if not all(isinstance(ns, str) and ns and '/' not in ns
                    for ns in self.monitored_namespaces or ()):
             raise ValueError('monitored_namespaces: expected a list of namespace names')
@@ -276,6 +282,7 @@ class KubernetesNode(Node):
         self._warn = WarnOnce(self._keeper)
         self._known = {}  # type: Dict[str, Tuple[tuple, KubernetesTask]]  # uid -> (key, task)
         self._paths = {}  # type: Dict[tuple, Tuple[str, List[str], bool]]  # resolved cgroups
+        self._by_hash = set()  # type: Set[str]  # uids of pods found by their config hash
         self._layout = self.cgroup_layout
 
     def _check_token_path(self) -> Optional[str]:
@@ -360,6 +367,10 @@ class KubernetesNode(Node):
         for index, pod in enumerate(pods):
             try:
                 task = self._task(pod, present)
+            except identifiers.Rejected as e:  # a hostile or broken id, a cgroup elsewhere
+                name = _pod_name(pod, index)
+                self._warn(('rejected', name), e.reason, 'pod %s rejected: %s', name, e.message)
+                continue
             except (_BadPod, TypeError, ValueError, AttributeError) as e:  # an odd shape
                 name = _pod_name(pod, index)
                 problem = str(e) if isinstance(e, _BadPod) else 'unexpected shape (%s)' % (
@@ -368,6 +379,9 @@ class KubernetesNode(Node):
                 continue
             if task is not None:
                 tasks.append(task)
+        self._by_hash &= present
+        if self._by_hash:
+            tasks = self._unclaimed(tasks)
         self._warn.end_of_answer()
         for uid in set(self._known) - present:
             del self._known[uid]
@@ -387,6 +401,7 @@ class KubernetesNode(Node):
             return None
         if not self.kubelet_enabled and status.get('hostIP') != self.node_ip:
             return None
+        identifiers.pod_uid(uid)
         present.add(uid)
         if status.get('phase') != 'Running':
             log.debug('pod %s (%s) skipped: phase %s', name, uid, status.get('phase'))
@@ -409,6 +424,8 @@ class KubernetesNode(Node):
             runtime, _, container_id = str(state.get('containerID') or '').partition('://')
             if not container_id:
                 raise _BadPod('container %s is ready but has no containerID' % container.get('name'))
+            if runtime in RUNTIMES:  # the ids of other runtimes never join a path
+                identifiers.container_id(container_id)
             ids.append((runtime, container_id))
         qos = str(status.get('qosClass') or derived_qos(containers)).lower()
         if qos not in (QosClass.GUARANTEED, QosClass.BURSTABLE, QosClass.BESTEFFORT):
@@ -441,27 +458,23 @@ class KubernetesNode(Node):
     def _cgroups(self, uid: str, name: str, qos: str, ids: List[Tuple[str, str]],
                  metadata: dict) -> Optional[Tuple[str, List[str], bool]]:
         """The pod's cgroup and its containers', as they exist on this machine; None (skip the
-        pod this iteration) when the pod's does not exist yet."""
+        pod this iteration) when the pod's does not exist yet. Raises identifiers.Rejected for
+        a config hash of the wrong shape, or a cgroup that resolves outside kubepods (the pod's)
+        or outside the pod's (a container's)."""
         cache_key = (uid, qos, tuple(ids))
         if cache_key in self._paths:
             return self._paths[cache_key]
         if self._layout is None:
             self._layout = CgroupLayout.detect()
-        # A static pod's cgroup is named by its config hash (its uid in the kubelet, but not
-        # in the apiserver, whose mirror pod has a uid of its own).
-        uids = [uid]
-        config_hash = _mapping(metadata, 'annotations').get('kubernetes.io/config.hash')
-        if isinstance(config_hash, str) and config_hash and config_hash != uid:
-            uids.append(config_hash)
         other = (CgroupDriverType.SYSTEMD if self.cgroup_driver == CgroupDriverType.CGROUPFS
                  else CgroupDriverType.CGROUPFS)
         found = None
         for driver in (self.cgroup_driver, other):
-            for pod_uid in uids:
+            for pod_uid in [uid] + _mirror_hash(metadata, uid):
                 path = pod_cgroup_path(driver, qos, pod_uid, self.cgroup_root)
-                directory = _existing(self._layout, path)
+                directory = _existing(self._layout, path, kubepods_path(driver, self.cgroup_root))
                 if directory:
-                    found = driver, path, directory
+                    found = driver, path, directory, pod_uid != uid
                     break
             if found:
                 break
@@ -469,7 +482,7 @@ class KubernetesNode(Node):
             log.debug('pod %s (%s) skipped this iteration: its cgroup %s does not exist (yet)',
                       name, uid, pod_cgroup_path(self.cgroup_driver, qos, uid, self.cgroup_root))
             return None
-        driver, path, directory = found
+        driver, path, directory, by_hash = found
         if driver != self.cgroup_driver:
             self._warn(('driver',), 'cgroup_driver',
                        'cgroup_driver is %s, but pod cgroups are where the %s driver puts them '
@@ -485,20 +498,57 @@ class KubernetesNode(Node):
                            ', '.join(sorted(RUNTIMES)))
                 continue
             if os.path.isdir(os.path.join(directory, child)):
+                identifiers.check_resolved(os.path.join(directory, child), directory,
+                                           'the container cgroup')
                 subcgroups.append(path + '/' + child)
             else:
                 complete = False  # looked for again next iteration
                 log.debug('pod %s (%s): container cgroup %s/%s does not exist (yet)', name,
                           uid, path, child)
         result = path, subcgroups, complete
+        if by_hash:
+            self._by_hash.add(uid)
+        else:
+            self._by_hash.discard(uid)
         if complete:
             self._paths[cache_key] = result
         return result
 
+    def _unclaimed(self, tasks: List[KubernetesTask]) -> List[KubernetesTask]:
+        """The tasks without those found by a config hash whose cgroup another pod of the
+        answer has as its own (a tenant's pod naming a static pod's hash)."""
+        owned = {t.cgroup_path for t in tasks if t.task_id not in self._by_hash}
+        kept = []
+        for task in tasks:
+            if task.task_id in self._by_hash and task.cgroup_path in owned:
+                self._warn(('rejected', task.name), identifiers.OUTSIDE,
+                           'pod %s rejected: its kubernetes.io/config.hash names the cgroup %s '
+                           'of another pod', task.name, task.cgroup_path)
+                continue
+            kept.append(task)
+        return kept
 
-def _existing(layout: CgroupLayout, path: str) -> Optional[str]:
-    for directory in layout.directories(path):
+
+def _mirror_hash(metadata: dict, uid: str) -> List[str]:
+    """A static pod seen through the apiserver (a mirror pod, with a uid of its own) is in the
+    cgroup named by its config hash; the kubelet sets both annotations to it."""
+    annotations = _mapping(metadata, 'annotations')
+    config_hash = annotations.get('kubernetes.io/config.hash')
+    if config_hash is None or config_hash == uid:
+        return []
+    identifiers.config_hash(config_hash)  # tenants set annotations: checked before any use
+    if annotations.get('kubernetes.io/config.mirror') != config_hash:
+        return []
+    return [config_hash]
+
+
+def _existing(layout: CgroupLayout, path: str, kubepods: str) -> Optional[str]:
+    """The pod's directory in the first hierarchy that has it; identifiers.Rejected when it
+    resolves (through a symlink) outside that hierarchy's kubepods cgroup."""
+    for mount in layout.hierarchies():
+        directory = join(mount, path)
         if os.path.isdir(directory):
+            identifiers.check_resolved(directory, join(mount, kubepods), 'the pod cgroup')
             return directory
     return None
 

@@ -5,7 +5,7 @@ from typing import Dict, List, Optional, Tuple  # noqa: F401 (type comments)
 
 from dataclasses import dataclass
 
-from wca import fsutil
+from wca import fsutil, identifiers
 from wca.config import Numeric, Path, Str
 from wca.exposition import sanitize_label_name
 from wca.metrics import Metric
@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 MESOS_TASK_STATE_RUNNING = 'TASK_RUNNING'
 MESOS_LABELS_PREFIXES_TO_DROP = ('org.apache.', 'aurora.metadata.')
 MB = 1000 ** 2  # Mesos' mem and disk are in MB; tasks' resources are in bytes
+CGROUPS_ROOT = '/mesos'  # the Mesos agent's --cgroups_root default
 
 
 @dataclass
@@ -96,12 +97,15 @@ class MesosNode(Node):
     ssl: TLS settings (server verification, client certificate).
     grace_period: seconds the last good task list is still reported while the agent fails.
     proc_root: where /proc is (for the executors' cgroups).
+    cgroups_root: the agent's --cgroups_root ('mesos' or '/mesos'): an executor's cgroup must
+        lie under it (a task naming any other process is rejected); '/': any but the root.
     """
     mesos_agent_endpoint: Str = 'https://127.0.0.1:5051'
     timeout: Numeric(1, 60) = 5.
     ssl: Optional[SSL] = None
     grace_period: Numeric(0, 86400) = 60
     proc_root: Path(absolute=True) = '/proc'
+    cgroups_root: Str = CGROUPS_ROOT
 
     def __post_init__(self):
         self._url = check_endpoint('mesos_agent_endpoint', self.mesos_agent_endpoint) + '/api/v1'
@@ -111,6 +115,8 @@ class MesosNode(Node):
         self._warn = WarnOnce(self._keeper)
         self._cgroups = {}  # type: Dict[Tuple[str, int], str]  # (task id, pid) -> cgroup
         self._known = {}  # type: Dict[str, MesosTask]  # unchanged tasks stay the same object
+        self.cgroups_root = identifiers.cgroup_path(self.cgroups_root, 'cgroups_root',
+                                                    root_ok=True)
 
     def get_tasks(self) -> List[Task]:
         try:
@@ -141,11 +147,14 @@ class MesosNode(Node):
     def _tasks(self, launched: list) -> List[Task]:
         tasks, present = [], set()
         for index, item in enumerate(launched):
+            name = item.get('name') if isinstance(item, dict) else None
+            key = name if isinstance(name, str) else '#%d' % index
             try:
                 task = self._task(item, present)
+            except identifiers.Rejected as e:  # a hostile or broken id, a cgroup elsewhere
+                self._warn(('rejected', key), e.reason, 'task %s rejected: %s', key, e.message)
+                continue
             except (_BadTask, TypeError, ValueError, AttributeError) as e:  # an odd shape
-                name = item.get('name') if isinstance(item, dict) else None
-                key = name if isinstance(name, str) else '#%d' % index
                 problem = str(e) if isinstance(e, _BadTask) else 'unexpected shape (%s)' % (
                     type(e).__name__)
                 self._warn(('task', key), 'invalid_task', 'task %s skipped: %s', key, problem)
@@ -177,6 +186,11 @@ class MesosNode(Node):
             raise _BadTask('no name')
         container = last.get('container_status')
         container = container if isinstance(container, dict) else {}
+        container_id = _optional_value(container, 'container_id')
+        executor_id = _optional_value(item, 'executor_id')
+        for kind, value in (('container id', container_id), ('executor id', executor_id)):
+            if value:  # they name the executor's cgroup and sandbox: Mesos' own rule for ids
+                identifiers.path_component(value, kind)
         pid = container.get('executor_pid')
         if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
             self._warn(('pid', task_id), 'task_skipped', 'task %s (%s) skipped: its status has no '
@@ -195,8 +209,7 @@ class MesosNode(Node):
         return MesosTask(
             name=name, task_id=task_id, cgroup_path=cgroup, labels=labels,
             resources=scalar_resources(resources if isinstance(resources, list) else []),
-            executor_pid=pid, container_id=_optional_value(container, 'container_id'),
-            executor_id=_optional_value(item, 'executor_id'),
+            executor_pid=pid, container_id=container_id, executor_id=executor_id,
             agent_id=_optional_value(item, 'agent_id'))
 
     def _cgroup(self, task_id: str, name: str, pid: int) -> Optional[str]:
@@ -218,6 +231,8 @@ class MesosNode(Node):
                        '%d is in the root cgroup (is the cgroups/cpu isolator on?)', name,
                        task_id, pid)
             return None
+        # Any process can be named: only the containerizer's cgroups are the agent's to touch.
+        identifiers.check_under(cgroup, self.cgroups_root, 'the cgroup of executor %d' % pid)
         self._cgroups[key] = cgroup
         return cgroup
 

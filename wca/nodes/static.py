@@ -5,6 +5,7 @@ from typing import Dict, List, Optional
 
 from dataclasses import dataclass, field
 
+from wca import identifiers
 from wca.cgroups.layout import CgroupLayout
 from wca.nodes.base import Node, Task
 
@@ -36,8 +37,11 @@ class StaticNode(Node):
         if unknown:
             raise ValueError('tasks_labels names tasks not in tasks: %s' % ', '.join(sorted(unknown)))
         for path in self.tasks:
-            if not path.strip('/') or '..' in path.split('/'):
-                raise ValueError('task %r is not a cgroup path' % path)
+            try:
+                identifiers.cgroup_path(path, 'task')
+            except identifiers.InvalidIdentifier as e:
+                raise ValueError('task %s is not a cgroup path: it %s' % (
+                    identifiers.shown(path), e.why))
         self._tasks = [_task(path, dict(self.default_labels, **per_task.get(path.strip('/'), {})))
                        for path in self.tasks]
 
@@ -65,8 +69,9 @@ class CgroupDirectoryNode(Node):
     cgroup_layout: Optional[CgroupLayout] = None
 
     def __post_init__(self):
-        if not self.root.startswith('/') or '..' in self.root.split('/'):
+        if not isinstance(self.root, str) or not self.root.startswith('/'):
             raise ValueError('root must be a cgroup path starting with / (relative to the mounts)')
+        self.root = identifiers.cgroup_path(self.root, 'root', root_ok=True)
         if not 1 <= self.max_depth <= 32:
             raise ValueError('max_depth must be between 1 and 32')
         self._known = {}  # path -> Task, so an unchanged task is the same object every time
