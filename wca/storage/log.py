@@ -4,6 +4,7 @@ import logging
 import os
 import select
 import sys
+import tempfile
 import time
 from typing import List, Optional
 
@@ -150,10 +151,13 @@ def append_file(path: str, data: bytes) -> None:
 
 def replace_file(path: str, data: bytes) -> None:
     """Readers see the old file or the new one, never a half-written one; the temporary file
-    is removed whatever fails. No fsync: the file is rewritten every iteration, so waiting for
-    the disk would only delay the loop."""
-    tmp = '%s.%d.tmp' % (path, os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | _CLOEXEC, FILE_MODE)
+    is removed whatever fails. Its name is random and made with O_CREAT|O_EXCL|O_NOFOLLOW
+    (mkstemp) in the file's directory: in a directory others can write (a shared textfile
+    directory), nothing planted at a name the agent would use (a symbolic link to
+    /etc/something, a file of theirs) is followed, truncated or renamed into place. No fsync:
+    the file is rewritten every iteration, so waiting for the disk would only delay the loop."""
+    directory, name = os.path.split(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=name + '.', suffix='.tmp', dir=directory)
     try:
         try:
             os.fchmod(fd, FILE_MODE)
