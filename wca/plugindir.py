@@ -32,7 +32,9 @@ from wca.main import EXIT_CONFIG, main as wca_main
 
 PLUGIN_DIR = '/etc/wca/plugins'
 MAX_LINKS = 40  # as the kernel's limit on symbolic links in one lookup
-_OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
+# O_PATH: a directory the agent may only search (mode --x) is still walked and checked.
+_OPEN_DIR = getattr(os, 'O_PATH', os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(
+    os, 'O_CLOEXEC', 0)
 _OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0)
 
 

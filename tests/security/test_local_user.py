@@ -20,7 +20,7 @@ from conftest import NOBODY, plugin_env, require_root, unprivileged, wca_command
 from test_plugindir import installed_wca
 
 from wca import plugindir
-from wca.storage import LogStorage
+from wca.storage import FailedDeliveryException, LogStorage
 from wca.metrics import Metric, MetricType
 
 
@@ -211,6 +211,31 @@ def test_names_planted_in_a_shared_textfile_directory_are_not_used(node):
     with open(path) as f:
         assert 'wca_up 1' in f.read()
     assert sorted(os.listdir(textfiles)) == sorted(['wca.prom', os.path.basename(predictable)])
+
+
+def test_a_link_planted_at_the_appended_file_is_not_followed(node):
+    """Appending (overwrite: false) to a shared directory: the user links the file's name to a
+    root file before the agent first writes. The store fails, says why, and the root file is
+    untouched; a link root made in root's directory (like /dev/stdout) is still followed."""
+    victim = os.path.join(node['vendor'], 'passwd')
+    with open(victim, 'w') as f:
+        f.write('root:x:0:0::/root:/bin/sh\n')
+    path = os.path.join(node['public'], 'wca.log')
+    as_user('ln', '-s', victim, path)
+    storage = LogStorage(output_filename=path)
+    with pytest.raises(FailedDeliveryException) as raised:
+        storage.store([Metric('wca_up', 1, {}, MetricType.GAUGE, 'Up.')])
+    assert str(raised.value) == (
+        'cannot write %s: it is a symbolic link of uid %d: not followed (others could have '
+        'pointed it at any file)' % (path, NOBODY))
+    with open(victim) as f:
+        assert f.read() == 'root:x:0:0::/root:/bin/sh\n'
+    assert storage.dropped_count() == 1
+    own = os.path.join(node['vendor'], 'wca.log')
+    os.symlink(victim, own)
+    LogStorage(output_filename=own).store([Metric('wca_up', 1, {}, MetricType.GAUGE, 'Up.')])
+    with open(victim) as f:
+        assert 'wca_up 1' in f.read()
 
 
 # --- the config's secrets -------------------------------------------------------------------
