@@ -1,7 +1,7 @@
 """A local user (uid 65534 here, made with setpriv) against the agent, which runs with
 CAP_DAC_OVERRIDE and CAP_SETUID: they must not get their code run by it (the plugin directory,
-docs/security.md "Local users"), steer its writes (a shared textfile directory), or read the
-secrets of its config.
+docs/security.md "Local users"), or steer its writes (a shared textfile directory). That
+they cannot read the config's secrets is in test_config_author.py (the author's file mode).
 
 Each test makes the hostile files as that user, runs the agent's own check, import or store
 for real, and asserts a refusal that says why, and a marker file the hostile code would have
@@ -16,7 +16,7 @@ import tempfile
 
 import pytest
 
-from conftest import NOBODY, plugin_env, require_root, unprivileged, wca_command
+from conftest import NOBODY, require_root, unprivileged
 from test_plugindir import installed_wca
 
 from wca import plugindir
@@ -236,60 +236,3 @@ def test_a_link_planted_at_the_appended_file_is_not_followed(node):
     LogStorage(output_filename=own).store([Metric('wca_up', 1, {}, MetricType.GAUGE, 'Up.')])
     with open(victim) as f:
         assert 'wca_up 1' in f.read()
-
-
-# --- the config's secrets -------------------------------------------------------------------
-
-SECRETS = '''\
-runner: !MeasurementRunner
-  node: !StaticNode
-    tasks: []
-  iterations: 1
-  interval: 0.01
-  metrics_storage: !KafkaStorage
-    topic: wca
-    brokers_ips: ['127.0.0.1:9']
-    max_timeout_in_seconds: 0.1
-    extra_config:
-      security_protocol: SASL_PLAINTEXT
-      sasl_mechanism: PLAIN
-      sasl_plain_username: !Env WCA_TEST_KAFKA_USER
-      sasl_plain_password: hunter2-in-the-config
-'''
-
-
-def agent(config_path, *args):
-    env = plugin_env(WCA_TEST_KAFKA_USER='wca-user-from-env')
-    return subprocess.run(wca_command('-c', config_path) + list(args), env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, timeout=120)
-
-
-@pytest.mark.parametrize('args', [['--check-config'], ['--root']])
-def test_the_agent_warns_once_about_secrets_others_can_read(node, args):
-    path = os.path.join(node['base'], 'wca_config.yml')
-    with open(path, 'w') as f:
-        f.write(SECRETS)
-    os.chmod(path, 0o644)  # as the RPM installed it before
-    assert 'hunter2-in-the-config' in user_can_read(path)  # the user reads it
-    result = agent(path, *args)
-    assert result.returncode == 0, result.stderr
-    warnings = [line for line in result.stderr.splitlines() if 'readable by' in line]
-    assert len(warnings) == 1, result.stderr
-    assert warnings[0].endswith(
-        '%s is readable by everyone (mode 0644) and holds secrets or where they are '
-        '(runner.metrics_storage.extra_config.sasl_plain_username, '
-        'runner.metrics_storage.extra_config.sasl_plain_password): other local users can read '
-        'them; fix with: chown root:wca %s && chmod 0640 %s (the group the agent runs as)' % (
-            path, path, path))
-    assert 'hunter2' not in result.stderr and 'wca-user-from-env' not in result.stderr
-    os.chmod(path, 0o640)  # the fix: the user cannot read it, the agent says nothing
-    assert user_can_read(path) is None
-    result = agent(path, *args)
-    assert result.returncode == 0 and 'readable by' not in result.stderr, result.stderr
-
-
-def test_a_readable_config_without_secrets_is_not_warned_about(node):
-    path = config(node)
-    result = agent(path, '--check-config')
-    assert result.returncode == 0 and 'readable by' not in result.stderr, result.stderr
