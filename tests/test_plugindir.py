@@ -252,3 +252,22 @@ def test_what_runs_is_the_bytes_that_were_checked(plugins):
     spec.loader.exec_module(loaded)
     assert loaded.VALUE == 'checked'
     assert loaded.__file__ == str(module) and loaded.__cached__ is None
+
+
+def test_a_package_and_its_submodules_load_through_the_plugin_finder(tmp_path, plugins):
+    """`-r package.module:Class`: the submodule is found by the plugin finder too (checked the
+    same way), never by the standard one."""
+    package = plugins / 'wca_test_package'
+    package.mkdir()
+    os.chmod(str(package), 0o755)
+    (package / '__init__.py').write_text('')
+    (package / 'storage.py').write_text(
+        PLUGIN + '\nassert isinstance(__loader__, __import__("wca.plugindir").plugindir.'
+        'PluginLoader)\n')
+    output = tmp_path / 'stored'
+    config = storage_config(tmp_path, output)
+    result = installed_wca(plugins, '-c', config, '-r',
+                           'wca_test_package.storage:PluginDirStorage', '--root',
+                           cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert len(output.read_text().split()) == 2
