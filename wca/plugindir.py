@@ -104,13 +104,12 @@ def unsafe_reason(directory: str = PLUGIN_DIR) -> Optional[str]:
             for name in sorted(os.listdir(current)):
                 path = os.path.join(current, name)
                 st = os.lstat(path)
+                real = os.path.realpath(path)
                 if stat.S_ISLNK(st.st_mode):
                     reason = _path_reason(path, uid)
-                    real = os.path.realpath(path)
-                    st = os.stat(real) if not reason else st
+                    st = st if reason else os.stat(real)
                 else:
                     reason = _own_reason(path, st, uid, sticky_ok=False)
-                    real = os.path.realpath(path)
                 if reason:
                     return reason
                 if stat.S_ISDIR(st.st_mode) and real not in seen:
