@@ -80,15 +80,23 @@ def test_without_the_directory_the_plugin_is_not_found(tmp_path, plugins):
     assert "cannot import module 'wca_test_plugindir'" in result.stderr
 
 
-def test_the_directory_comes_last_on_sys_path(plugins):
-    sys_path = list(sys.path)
+def test_the_directory_comes_last_and_only_its_finder_loads_from_it(plugins):
+    """Not on sys.path (the standard finder would re-open files by path and trust
+    __pycache__): its finder comes last on sys.meta_path, once however often it is added."""
+    sys_path, meta_path = list(sys.path), list(sys.meta_path)
     try:
         assert plugindir.add_plugin_directory(str(plugins)) is None
-        assert sys.path == sys_path + [str(plugins)]
         assert plugindir.add_plugin_directory(str(plugins)) is None  # once
-        assert sys.path == sys_path + [str(plugins)]
+        assert sys.path == sys_path
+        added = [f for f in sys.meta_path if f not in meta_path]
+        assert len(added) == 2 and sys.meta_path[-1] is added[1]
+        assert sys.meta_path[0] is added[0]  # for the submodules of plugin packages only
+        module = __import__('wca_test_plugindir')
+        assert module.__file__ == str(plugins / 'wca_test_plugindir.py')
+        assert isinstance(module.__loader__, plugindir.PluginLoader)
     finally:
-        sys.path[:] = sys_path
+        sys.path[:], sys.meta_path[:] = sys_path, meta_path
+        sys.modules.pop('wca_test_plugindir', None)
 
 
 def test_a_missing_directory_is_left_out(tmp_path):
@@ -201,3 +209,65 @@ def test_not_a_directory_is_refused(tmp_path):
     path = tmp_path / 'plugins'
     path.write_text('')
     assert plugindir.unsafe_reason(str(path)) == '%s is not a directory' % path
+
+
+def test_bytecode_in_pycache_is_never_loaded(tmp_path, plugins):
+    """A stale or planted __pycache__/cached.*.pyc whose header matches the source's time and
+    size: the standard loader would run it; the plugin loader compiles the source."""
+    import py_compile
+    import importlib.util
+    marker = tmp_path / 'bytecode-ran'
+    module = plugins / 'wca_test_cached.py'
+    hostile = 'open(%r, "w").write("ran")\nclass Cached: pass\n' % str(marker)
+    benign = 'class Cached: pass\n'
+    benign += '#' * (len(hostile) - len(benign) - 1) + '\n'  # the same size
+    module.write_text(hostile)
+    os.utime(str(module), (1700000000, 1700000000))
+    py_compile.compile(str(module), cfile=importlib.util.cache_from_source(str(module)),
+                       doraise=True)
+    module.write_text(benign)
+    os.utime(str(module), (1700000000, 1700000000))  # the same time: the .pyc looks fresh
+    config = storage_config(tmp_path, tmp_path / 'stored')
+    result = installed_wca(plugins, '--check-config', '-c', config,
+                           '-r', 'wca_test_cached:Cached',
+                           '-r', 'wca_test_plugindir:PluginDirStorage', cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert not marker.exists(), 'the bytecode ran instead of the source'
+
+
+def test_what_runs_is_the_bytes_that_were_checked(plugins):
+    """The finder reads (and checks) the module once; changing the file afterwards changes
+    nothing of what runs: no second open by path."""
+    import importlib.util
+    module = plugins / 'wca_test_once.py'
+    module.write_text('VALUE = "checked"\n')
+    finder = plugindir.PluginFinder(str(plugins), submodules=False)
+    spec = finder.find_spec('wca_test_once')
+    inode = os.stat(str(module)).st_ino
+    replacement = plugins / 'replacement.py'
+    replacement.write_text('VALUE = "swapped"\n')
+    os.rename(str(replacement), str(module))
+    assert os.stat(str(module)).st_ino != inode
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    assert loaded.VALUE == 'checked'
+    assert loaded.__file__ == str(module) and loaded.__cached__ is None
+
+
+def test_a_package_and_its_submodules_load_through_the_plugin_finder(tmp_path, plugins):
+    """`-r package.module:Class`: the submodule is found by the plugin finder too (checked the
+    same way), never by the standard one."""
+    package = plugins / 'wca_test_package'
+    package.mkdir()
+    os.chmod(str(package), 0o755)
+    (package / '__init__.py').write_text('')
+    (package / 'storage.py').write_text(
+        PLUGIN + '\nassert isinstance(__loader__, __import__("wca.plugindir").plugindir.'
+        'PluginLoader)\n')
+    output = tmp_path / 'stored'
+    config = storage_config(tmp_path, output)
+    result = installed_wca(plugins, '-c', config, '-r',
+                           'wca_test_package.storage:PluginDirStorage', '--root',
+                           cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert len(output.read_text().split()) == 2

@@ -163,3 +163,39 @@ def unsafe_file_reason(filename) -> Optional[str]:
                 break
             directory = os.path.dirname(directory)
     return None
+
+
+def other_readers(filename: str) -> Optional[str]:
+    """Who besides root and this process's user and groups can read the file (through every
+    directory above it), as 'everyone (mode 0644)' or 'group 100 (mode 0640)'; None when no
+    one else can."""
+    try:
+        st = os.stat(filename)
+        above = []
+        directory = os.path.dirname(os.path.realpath(filename))
+        while True:
+            above.append(os.stat(directory).st_mode)
+            if directory == os.path.dirname(directory):
+                break
+            directory = os.path.dirname(directory)
+    except OSError:
+        return None
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & stat.S_IROTH and all(m & stat.S_IXOTH for m in above):
+        return 'everyone (mode %04o)' % mode
+    own_groups = {0, os.getegid()} | set(os.getgroups())
+    if mode & stat.S_IRGRP and st.st_gid not in own_groups and all(
+            m & (stat.S_IXGRP | stat.S_IXOTH) for m in above):
+        return 'group %d (mode %04o)' % (st.st_gid, mode)
+    return None
+
+
+def readable_secrets_warning(filename: str, keys: List[str]) -> Optional[str]:
+    """The warning for a config that holds secrets (the keys, never their values) and that
+    others can read, or None."""
+    readers = other_readers(filename) if keys else None
+    if not readers:
+        return None
+    return ('%s is readable by %s and holds secrets or where they are (%s): other local users '
+            'can read them; fix with: chown root:wca %s && chmod 0640 %s (the group the agent '
+            'runs as)' % (filename, readers, ', '.join(keys), filename, filename))

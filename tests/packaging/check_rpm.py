@@ -162,7 +162,8 @@ def test_files_modes_and_config(variant, rpms):
                               '%{FILEGROUPNAME}\t%{FILEFLAGS:fflags}\n]').splitlines():
         name, perms, user, group, flags = line.split('\t')
         files[name] = (perms, user, group, flags)
-    assert files['/etc/wca/wca_config.yml'] == ('-rw-r--r--', 'root', 'root', 'cn')  # noreplace
+    # noreplace; readable by the agent's group only (it may hold SASL passwords)
+    assert files['/etc/wca/wca_config.yml'] == ('-rw-r-----', 'root', 'wca', 'cn')
     assert files['/etc/sysconfig/wca'] == ('-rw-r--r--', 'root', 'root', 'cn')
     assert files['/usr/lib/systemd/system/wca.service'][:3] == ('-rw-r--r--', 'root', 'root')
     assert files['/usr/bin/wca'][:3] == ('-rwxr-xr-x', 'root', 'root')

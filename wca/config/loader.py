@@ -14,8 +14,10 @@ value budget as they are produced.
 """
 import difflib
 import inspect
+import logging
 import os
-from typing import Any, Dict, Optional
+import re
+from typing import Any, Dict, List, Optional
 
 import yaml
 
@@ -23,7 +25,9 @@ from wca.config.schema import (REGISTRY, ConfigError, EnvValue, Mismatch, altern
                                annotation_of, check_value, class_fits, constructor_hints,
                                describe, exception_text, join_path, secret_path, shown_value,
                                type_args, type_origin)
-from wca.security import unsafe_file_reason
+from wca.security import readable_secrets_warning, unsafe_file_reason
+
+log = logging.getLogger(__name__)
 
 MAX_VALUES = 100000  # values (scalars, lists, mappings, components, merged keys) one config may hold
 TOP_LEVEL_KEYS = ('runner', 'loggers')
@@ -31,6 +35,14 @@ _STD = 'tag:yaml.org,2002:'
 _SCALAR_TAGS = {_STD + t for t in ('str', 'int', 'float', 'bool', 'null')}
 _MERGE = _STD + 'merge'  # the `<<` key
 _VALUE = _STD + 'value'  # the `=` key: a plain key, as PyYAML reads it
+_NULLS = ('', '~', 'null', 'Null', 'NULL')
+_KEY_FILE = re.compile(r'(^|_)key_?(file|path)$', re.IGNORECASE)  # where a private key is
+
+
+def secret_key(path: str) -> bool:
+    """Whether a key path's value is a secret or says where one is: what schema.secret_path
+    hides in errors (passwords, tokens...), and private key files."""
+    return secret_path(path) or bool(path and _KEY_FILE.search(path.rsplit('.', 1)[-1]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -47,6 +59,7 @@ class _Builder:
         self.components = {}  # id(node) -> object: a YAML alias shares one instance
         self.budget = MAX_VALUES  # aliases of aliases must not expand without end
         self.merged = {}  # id(mapping node) -> its (key identity, key node, value node) triples
+        self.secrets = {}  # key paths of secrets (and !Env values) in the file, in order
 
     def error(self, message, node, path):
         return ConfigError(message, self.filename, node.start_mark.line + 1 if node else None,
@@ -64,6 +77,7 @@ class _Builder:
         if tag.startswith('!') and not tag.startswith('!!'):
             name = tag[1:]
             if name == 'Env':
+                self.secrets[path] = True
                 return self._coerce(self._env(node, path), expected, node, path)
             if name not in REGISTRY:
                 close = difflib.get_close_matches(name, list(REGISTRY) + ['Env'], 1)
@@ -80,6 +94,8 @@ class _Builder:
             self._check_kind(list, 'a list', expected, node, path)
             return self._coerce(self._sequence(node, path, expected), expected, node, path)
         if isinstance(node, yaml.ScalarNode) and tag in _SCALAR_TAGS:
+            if node.value not in _NULLS and secret_key(path):
+                self.secrets[path] = True
             try:
                 value = self.loader.construct_object(node, deep=True)
             except (ValueError, LookupError, yaml.YAMLError):  # e.g. `!!int abc`, `!!bool x`
@@ -281,7 +297,7 @@ def _key_text(key_node):
 def load_config(filename: str, root_type: type = Any,
                 check_permissions: bool = True) -> Dict[str, Any]:
     """Loads, checks and builds the config: {'runner': <a root_type>, 'loggers': {module:
-    level}}."""
+    level}}. Warns when the file holds secrets (or !Env values) and others can read it."""
     if check_permissions:
         problem = unsafe_file_reason(filename)
         if problem:
@@ -295,11 +311,18 @@ def load_config(filename: str, root_type: type = Any,
         text = text.decode('utf-8')
     except UnicodeDecodeError as e:
         raise ConfigError('config is not UTF-8 text (byte %d)' % e.start, filename)
-    return load_config_text(text, filename, root_type)
+    secrets = []
+    config = load_config_text(text, filename, root_type, secrets)
+    warning = readable_secrets_warning(filename, secrets)
+    if warning:
+        log.warning('%s', warning)
+    return config
 
 
-def load_config_text(text: str, filename: str = '<config>', root_type: type = Any
-                     ) -> Dict[str, Any]:
+def load_config_text(text: str, filename: str = '<config>', root_type: type = Any,
+                     secrets: Optional[List[str]] = None) -> Dict[str, Any]:
+    """Builds the config from its text; `secrets`, when given, gets the key paths that hold
+    secrets or !Env values (never the values)."""
     try:
         loader = _Loader(text)
     except yaml.reader.ReaderError as e:  # a character YAML does not allow (NUL, ...)
@@ -339,6 +362,8 @@ def load_config_text(text: str, filename: str = '<config>', root_type: type = An
             raise ConfigError('missing required top-level key "runner" (for example: '
                               'runner: !MeasurementRunner)', filename, 1)
         config.setdefault('loggers', {})
+        if secrets is not None:
+            secrets.extend(builder.secrets)
         return config
     except yaml.MarkedYAMLError as e:  # a constructor error of PyYAML's not caught where built
         mark = e.problem_mark or e.context_mark

@@ -3,7 +3,9 @@ import errno
 import logging
 import os
 import select
+import stat
 import sys
+import tempfile
 import time
 from typing import List, Optional
 
@@ -124,14 +126,23 @@ def _fd_of(stream) -> Optional[int]:
 
 
 def append_file(path: str, data: bytes) -> None:
-    """Appends all of `data`; a file this call creates gets FILE_MODE."""
+    """Appends all of `data`; a file this call creates gets FILE_MODE. A symbolic link at the
+    path is followed only when it is root's (or the agent's) in a directory others cannot
+    change: in a shared directory, a link planted there would have the agent append to any
+    file it names (/etc/..., with CAP_DAC_OVERRIDE)."""
     flags = os.O_WRONLY | os.O_APPEND | _CLOEXEC
     while True:
         try:
-            fd = os.open(path, flags)
+            fd = os.open(path, flags | os.O_NOFOLLOW)
             break
         except FileNotFoundError:
             pass
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+            _check_link(path)
+            fd = os.open(path, flags)
+            break
         try:
             fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, FILE_MODE)
         except FileExistsError:  # created meanwhile by someone else: append to theirs
@@ -148,12 +159,29 @@ def append_file(path: str, data: bytes) -> None:
         os.close(fd)
 
 
+def _check_link(path: str) -> None:
+    """Raises unless the symbolic link at `path` could only have been made by root or this
+    user: theirs, in a directory no one else can write (or a sticky one, like /tmp)."""
+    link = os.lstat(path)
+    directory = os.stat(os.path.dirname(os.path.abspath(path)))
+    shared = directory.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not (
+        directory.st_mode & stat.S_ISVTX)
+    if link.st_uid not in (0, os.geteuid()) or shared:
+        raise OSError(errno.ELOOP, 'it is a symbolic link %s: not followed (others could '
+                      'have pointed it at any file)' % (
+                          'of uid %d' % link.st_uid if link.st_uid not in (0, os.geteuid())
+                          else 'in a directory others can write'))
+
+
 def replace_file(path: str, data: bytes) -> None:
     """Readers see the old file or the new one, never a half-written one; the temporary file
-    is removed whatever fails. No fsync: the file is rewritten every iteration, so waiting for
-    the disk would only delay the loop."""
-    tmp = '%s.%d.tmp' % (path, os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | _CLOEXEC, FILE_MODE)
+    is removed whatever fails. Its name is random and made with O_CREAT|O_EXCL|O_NOFOLLOW
+    (mkstemp) in the file's directory: in a directory others can write (a shared textfile
+    directory), nothing planted at a name the agent would use (a symbolic link to
+    /etc/something, a file of theirs) is followed, truncated or renamed into place. No fsync:
+    the file is rewritten every iteration, so waiting for the disk would only delay the loop."""
+    directory, name = os.path.split(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=name + '.', suffix='.tmp', dir=directory)
     try:
         try:
             os.fchmod(fd, FILE_MODE)
