@@ -295,6 +295,9 @@ def test_the_runner_measures_pods_with_their_labels_and_requests(pki):
     ('kubeapi_host: 10.96.0.1\n    kubeapi_port: https\n    node_ip: 10.0.0.1\n'
      '    client_token_path: null',
      'w.yml:4: runner.node.kubeapi_port: !KubernetesNode: expected a port number (1-65535)'),
+    ('kubeapi_host: 10.96.0.1\n    node_ip: 10.0.0.1\n    node_name: worker_1\n'
+     '    client_token_path: null',
+     "w.yml:5: runner.node.node_name: !KubernetesNode: expected the name of this node"),
     ('kubelet_enabled: true\n    monitored_namespaces: [default, a/b]',
      'w.yml:4: runner.node.monitored_namespaces: !KubernetesNode: expected a list of namespace'),
     ('kubelet_enabled: true\n    grace_period: -1',

@@ -3,9 +3,10 @@ with its failures.
 
 JsonClient fetches one JSON document with `requests`, bounding the whole request (connect, TLS
 handshake, headers and body) by one timeout, and turns every way it can fail into a FetchError
-with a reason. TaskListKeeper keeps the last good task list for a grace period, logs a failure
-once when it starts and once when it ends, and counts failures by reason for
-`wca_node_errors_total{reason}`.
+with a reason. check_endpoint is the one rule for an orchestrator's URL: https://, or http://
+only with allow_plain_http and never with credentials. TaskListKeeper keeps the last good task
+list for a grace period, logs a failure once when it starts and once when it ends, and counts
+failures by reason for `wca_node_errors_total{reason}`.
 
 Secrets (tokens) are passed to JsonClient only in headers, never kept in the messages: every
 message is built here from the error's type, and any text taken from an exception or a
