@@ -156,6 +156,7 @@ class MetricName(str, Enum):
     WCA_TASKS_VANISHED = 'wca_tasks_vanished_total'
     WCA_MEASUREMENT_ERRORS = 'wca_measurement_errors_total'
     WCA_NODE_ERRORS = 'wca_node_errors_total'
+    WCA_TASKS_SKIPPED = 'wca_tasks_skipped_total'
     WCA_ALGORITHM_ERRORS = 'wca_algorithm_errors_total'
     WCA_STORAGE_ERRORS = 'wca_storage_errors_total'
     WCA_METRICS_DROPPED = 'wca_metrics_dropped_total'
@@ -498,6 +499,9 @@ METRICS_METADATA = {
     MetricName.WCA_NODE_ERRORS: _M(
         'Number of failed task discoveries and of tasks or values the node dropped, by reason.', C,
         ('reason',)),
+    MetricName.WCA_TASKS_SKIPPED: _M(
+        'Number of tasks the node skipped as configured, by reason (namespace: a pod of a namespace'
+        ' not in monitored_namespaces); each counted once while it stays.', C, ('reason',)),
     MetricName.WCA_STORAGE_ERRORS: _M('Number of failed store calls, by storage.', C, ('storage',)),
     MetricName.WCA_LABELS_DROPPED: _M(
         'Number of task labels dropped because their name collides with another label after '

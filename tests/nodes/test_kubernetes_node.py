@@ -2,6 +2,7 @@
 at test time): which pods become tasks, with what id, name, labels and resources, and how the
 node authenticates (bearer token, client certificate)."""
 import logging
+import socket
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -139,19 +140,35 @@ def test_kubelet_mode_with_a_client_certificate(pki, tree):
         assert without.get_tasks() == [] and without.errors_by_reason()['tls'] == 1
 
 
-def test_apiserver_mode_lists_this_nodes_pods_of_each_namespace(pki, tree, token_file):
+def _field_selected(pods, query):
+    """What a real apiserver answers to `fieldSelector=a=x,b=y` (the fields a pod list takes)."""
+    [selector] = parse_qs(query)['fieldSelector']
+    fields = {'status.phase': lambda p: p['status']['phase'],
+              'spec.nodeName': lambda p: p['spec'].get('nodeName', '')}
+    terms = [term.split('=', 1) for term in selector.split(',')]
+    return [p for p in pods if all(fields[field](p) == value for field, value in terms)]
+
+
+def test_apiserver_mode_lists_this_nodes_pods_of_each_namespace(pki, tree, token_file, monkeypatch):
     here = pod('api-0', 'Burstable', namespace='shop')
     elsewhere = pod('api-1', 'Burstable', namespace='shop', host_ip='10.128.0.8')
+    elsewhere['spec']['nodeName'] = 'worker-2'
     also_here = pod('cache-0', 'Guaranteed', namespace='default')
     unscheduled = pending_pod('cache-1')
     unscheduled['status'].pop('hostIP')
+    del unscheduled['spec']['nodeName']
     make_cgroups(tree, [here, elsewhere, also_here])
     per_namespace = {'/api/v1/namespaces/shop/pods': [here, elsewhere],
                      '/api/v1/namespaces/default/pods': [also_here, unscheduled],
                      '/api/v1/pods': [here, elsewhere, also_here, unscheduled]}
+    answered = []
 
     def answer(request):
-        return pod_list(*per_namespace[urlsplit(request.path).path])
+        path, query = urlsplit(request.path).path, urlsplit(request.path).query
+        pods = _field_selected(per_namespace[path], query)
+        answered.extend(p['metadata']['name'] for p in pods)
+        return pod_list(*pods)
+    monkeypatch.setenv('NODE_NAME', 'worker-1')  # as the downward API sets it
     with JsonServer(authorized(answer), pki=pki) as server:
         node = KubernetesNode(kubeapi_host='127.0.0.1', kubeapi_port=str(server.port),
                               node_ip=NODE_IP, client_token_path=token_file,
@@ -159,15 +176,31 @@ def test_apiserver_mode_lists_this_nodes_pods_of_each_namespace(pki, tree, token
                               monitored_namespaces=['shop', 'default'],
                               cgroup_root=tree.root, cgroup_layout=tree.layout)
         assert sorted(t.name for t in node.get_tasks()) == ['default/cache-0', 'shop/api-0']
+        monkeypatch.delenv('NODE_NAME')
         everywhere = KubernetesNode(kubeapi_host='127.0.0.1', kubeapi_port=server.port,
-                                    node_ip=NODE_IP, client_token_path=token_file,
+                                    node_ip=NODE_IP, node_name='Worker-1',
+                                    client_token_path=token_file,
                                     server_cert_ca_path=pki.ca_cert, monitored_namespaces=[],
                                     cgroup_root=tree.root, cgroup_layout=tree.layout)
         assert sorted(t.name for t in everywhere.get_tasks()) == ['default/cache-0', 'shop/api-0']
         paths = [urlsplit(r.path) for r in server.requests]
     assert sorted(p.path for p in paths) == ['/api/v1/namespaces/default/pods',
                                              '/api/v1/namespaces/shop/pods', '/api/v1/pods']
-    assert all(parse_qs(p.query) == {'fieldSelector': ['status.phase=Running']} for p in paths)
+    assert all(parse_qs(p.query) == {'fieldSelector': ['status.phase=Running,spec.nodeName=worker-1']}
+               for p in paths)
+    assert 'api-1' not in answered  # the other node's pod was never sent
+
+
+def test_apiserver_mode_without_node_name_asks_for_the_host_name(pki, token_file, monkeypatch):
+    """The kubelet registers its node under the host name (in lower case) by default."""
+    monkeypatch.delenv('NODE_NAME', raising=False)
+    with JsonServer(authorized(lambda r: pod_list()), pki=pki) as server:
+        node = KubernetesNode(kubeapi_host='127.0.0.1', kubeapi_port=server.port, node_ip=NODE_IP,
+                              client_token_path=token_file, server_cert_ca_path=pki.ca_cert)
+        assert node.get_tasks() == []
+        [request] = server.requests
+    assert parse_qs(urlsplit(request.path).query)['fieldSelector'] == [
+        'status.phase=Running,spec.nodeName=%s' % socket.gethostname().lower()]
 
 
 def test_a_rotated_token_is_read_again(pki, tree, token_file):
@@ -262,6 +295,9 @@ def test_the_runner_measures_pods_with_their_labels_and_requests(pki):
     ('kubeapi_host: 10.96.0.1\n    kubeapi_port: https\n    node_ip: 10.0.0.1\n'
      '    client_token_path: null',
      'w.yml:4: runner.node.kubeapi_port: !KubernetesNode: expected a port number (1-65535)'),
+    ('kubeapi_host: 10.96.0.1\n    node_ip: 10.0.0.1\n    node_name: worker_1\n'
+     '    client_token_path: null',
+     "w.yml:5: runner.node.node_name: !KubernetesNode: expected the name of this node"),
     ('kubelet_enabled: true\n    monitored_namespaces: [default, a/b]',
      'w.yml:4: runner.node.monitored_namespaces: !KubernetesNode: expected a list of namespace'),
     ('kubelet_enabled: true\n    grace_period: -1',

@@ -57,7 +57,7 @@ def test_running_tasks_with_their_executor_cgroups_labels_and_resources(cgroups,
 
 def test_an_agent_without_tasks_and_a_plain_http_endpoint(pki):
     with JsonServer(agent(get_state([]))) as server:  # no TLS: the seed configs' http://
-        node = MesosNode(mesos_agent_endpoint=server.url)
+        node = MesosNode(mesos_agent_endpoint=server.url, allow_plain_http=True)
         assert node.get_tasks() == []
     assert not any(node.errors_by_reason().values())
 

@@ -51,6 +51,7 @@ def test_odd_pod_fields(pki, caplog):
         with JsonServer(lambda r: Answer(body=state['answer'])) as server:
             node = KubernetesNode(kubelet_enabled=True, kubelet_endpoint=server.url,
                                   client_token_path=None, monitored_namespaces=[],
+                                  allow_plain_http=True,
                                   cgroup_root=tree.root, cgroup_layout=tree.layout, timeout=5)
             count = 0
             with caplog.at_level(logging.ERROR):
@@ -72,7 +73,7 @@ def test_odd_pod_fields(pki, caplog):
 ])
 def test_odd_get_state_answers_are_invalid_payloads(answer):
     with JsonServer(lambda r: Answer(body=answer)) as server:
-        node = MesosNode(mesos_agent_endpoint=server.url)
+        node = MesosNode(mesos_agent_endpoint=server.url, allow_plain_http=True)
         assert node.get_tasks() == []
     assert node.errors_by_reason()['invalid_payload'] == 1
 
@@ -84,7 +85,8 @@ def test_odd_mesos_task_fields(cgroups, caplog):
     good = mesos_task('odd-0', cgroups.processes[1].pid, labels={'org.apache.aurora.tier': 'x'})
     state = {'answer': get_state([keep])}
     with JsonServer(lambda r: Answer(body=state['answer'])) as server:
-        node = MesosNode(mesos_agent_endpoint=server.url, cgroups_root=cgroups.parent)
+        node = MesosNode(mesos_agent_endpoint=server.url, cgroups_root=cgroups.parent,
+                         allow_plain_http=True)
         count = 0
         with caplog.at_level(logging.ERROR):
             for mutated in mutations(good):

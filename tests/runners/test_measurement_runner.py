@@ -202,7 +202,8 @@ def test_a_nodes_own_failure_counts_reach_the_metrics_by_reason():
     from tls_ca import closed_port
     from wca.nodes.kubernetes import KubernetesNode
     node = KubernetesNode(kubelet_enabled=True, client_token_path=None, timeout=1,
-                          kubelet_endpoint='http://127.0.0.1:%d' % closed_port())
+                          kubelet_endpoint='http://127.0.0.1:%d' % closed_port(),
+                          allow_plain_http=True)
     storage = Recording()
     runner = runner_for(node, storage)
     runner.iterate()

@@ -3,9 +3,10 @@ with its failures.
 
 JsonClient fetches one JSON document with `requests`, bounding the whole request (connect, TLS
 handshake, headers and body) by one timeout, and turns every way it can fail into a FetchError
-with a reason. TaskListKeeper keeps the last good task list for a grace period, logs a failure
-once when it starts and once when it ends, and counts failures by reason for
-`wca_node_errors_total{reason}`.
+with a reason. check_endpoint is the one rule for an orchestrator's URL: https://, or http://
+only with allow_plain_http and never with credentials. TaskListKeeper keeps the last good task
+list for a grace period, logs a failure once when it starts and once when it ends, and counts
+failures by reason for `wca_node_errors_total{reason}`.
 
 Secrets (tokens) are passed to JsonClient only in headers, never kept in the messages: every
 message is built here from the error's type, and any text taken from an exception or a
@@ -23,6 +24,7 @@ from typing import Callable, Dict, Iterable, List, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+import urllib3.connection
 from requests.adapters import HTTPAdapter
 from urllib3.util import Timeout
 from urllib3.util.ssl_ import create_urllib3_context
@@ -49,8 +51,13 @@ class FetchError(Exception):
         self.message = message
 
 
-def check_endpoint(key: str, url: str) -> str:
-    """A config check of an http(s) URL; returns it without a trailing '/'."""
+def check_endpoint(key: str, url: str, allow_plain_http: bool = False,
+                   credentials: Optional[str] = None) -> str:
+    """A config check of an orchestrator's http(s) URL; returns it without a trailing '/'.
+
+    Plain http:// lets whoever holds the port (a local user, on a free or an old read-only
+    port) answer as the orchestrator and read what is sent: it needs `allow_plain_http`, and
+    `credentials` (what would be sent: a token, a client certificate) never go over it."""
     if not isinstance(url, str):
         raise ValueError('%s: expected an http:// or https:// URL' % key)
     parts = urlsplit(url)
@@ -60,6 +67,15 @@ def check_endpoint(key: str, url: str) -> str:
         parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError:
         raise ValueError('%s: bad port in %s' % (key, safe_url(url)))
+    if parts.username is not None:
+        credentials = credentials or 'the user and password in the URL'
+    if parts.scheme == 'http' and credentials:
+        raise ValueError('%s: %s would go in clear to %s; use https:// (allow_plain_http does '
+                         'not allow credentials over http://)' % (key, credentials, safe_url(url)))
+    if parts.scheme == 'http' and not allow_plain_http:
+        raise ValueError('%s: plain http:// (%s) lets whoever holds that port answer as the '
+                         'orchestrator; use https://, or set allow_plain_http: true to accept '
+                         'that' % (key, safe_url(url)))
     return url.rstrip('/')
 
 
@@ -73,14 +89,116 @@ def safe_url(url: str) -> str:
         return '(unparsable URL)'
 
 
-class _TLSAdapter(HTTPAdapter):
-    """Every HTTPS connection with TLS 1.2 or newer (urllib3 1.26 on Python 3.6 allows older)."""
+class _Deadline:
+    """The one bound of a whole request: at `seconds` from now it shuts down every socket the
+    request made or reused, so neither a slow TLS handshake, nor headers or a body sent a byte
+    at a time can hold the loop (a socket timeout applies to each read, not to all of them).
+
+    It follows the request through the connection classes below, which tell the deadline of
+    the current thread about each socket they open or reuse."""
+
+    _current = threading.local()
+
+    def __init__(self, seconds: float):
+        self.fired = False
+        self._done = False
+        self._sockets = []  # type: List[socket.socket]
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(seconds, 0.0), self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self):
+        _Deadline._current.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        _Deadline._current.deadline = None
+        self._timer.cancel()
+        with self._lock:  # after this, no socket is shut down: it may go back to the pool
+            self._done = True
+            for sock in self._sockets:
+                sock.close()  # the duplicate only
+            self._sockets = []
+
+    @classmethod
+    def watch(cls, sock):
+        """Called for each socket of the current thread's request (if it has a deadline)."""
+        deadline = getattr(cls._current, 'deadline', None)
+        if deadline is None or not isinstance(sock, socket.socket) or sock.fileno() < 0:
+            return
+        # A duplicate of the descriptor: a TLS wrapper takes the socket's own over (the
+        # handshake runs after that), and a closed connection's number may be reused.
+        copy = socket.socket(sock.family, sock.type, sock.proto, os.dup(sock.fileno()))
+        with deadline._lock:
+            if deadline._done:
+                copy.close()
+                return
+            deadline._sockets.append(copy)
+            if deadline.fired:
+                _shutdown(copy)
+
+    def _fire(self):
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            for sock in self._sockets:
+                _shutdown(sock)
+
+
+def _shutdown(sock):
+    try:
+        sock.shutdown(socket.SHUT_RDWR)  # the connection's, for every descriptor of it
+    except OSError:
+        pass
+
+
+class _WatchedConnection:
+    """A connection whose new socket is watched by the current request's deadline (from the
+    TCP connect on: the TLS handshake is inside)."""
+
+    def _new_conn(self):
+        sock = super()._new_conn()
+        _Deadline.watch(sock)
+        return sock
+
+
+class _WatchedPool:
+    """A pool that shows a reused connection's socket to the current request's deadline."""
+
+    def _get_conn(self, timeout=None):
+        conn = super()._get_conn(timeout)
+        _Deadline.watch(getattr(conn, 'sock', None))
+        return conn
+
+
+class _HTTPConnection(_WatchedConnection, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_WatchedConnection, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(_WatchedPool, urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(_WatchedPool, urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class _Adapter(HTTPAdapter):
+    """Connections watched by the request's deadline; every HTTPS connection with TLS 1.2 or
+    newer (urllib3 1.26 on Python 3.6 allows older)."""
 
     def init_poolmanager(self, *args, **kwargs):
         context = create_urllib3_context()
         set_minimum_tls12(context)
         kwargs['ssl_context'] = context
-        return super().init_poolmanager(*args, **kwargs)
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {'http': _HTTPPool, 'https': _HTTPSPool}
 
 
 class JsonClient:
@@ -100,9 +218,9 @@ class JsonClient:
         # Proxies, .netrc credentials and CA bundles from the environment are not used: the
         # config says where the orchestrator is and how it is trusted.
         session.trust_env = False
-        adapter = _TLSAdapter(max_retries=0)
+        adapter = _Adapter(max_retries=0)
         session.mount('https://', adapter)
-        session.mount('http://', HTTPAdapter(max_retries=0))
+        session.mount('http://', adapter)
         return session
 
     def close(self):
@@ -123,36 +241,33 @@ class JsonClient:
         if self._session is None:
             self._session = self._new_session()
         response = None
-        watchdog = None
+        guard = _Deadline(deadline - started)
         ok = False
         try:
-            all_headers = {'Accept': 'application/json'}
-            all_headers.update(headers or {})
-            response = self._session.request(
-                method, url, headers=all_headers, json=body, stream=True, allow_redirects=False,
-                timeout=Timeout(total=deadline - started), verify=self.tls.get('verify', True),
-                cert=self.tls.get('cert'))
-            watchdog = _Watchdog(response, deadline - time.monotonic())
-            status = response.status_code
-            if not 200 <= status < 300:
-                text = _read_body(response, deadline, _ERROR_BODY_BYTES, truncate=True)
-                raise FetchError('http_%dxx' % (status // 100) if 400 <= status < 600 else 'http_status',
-                                 'HTTP %d %s%s' % (status, _scrub(response.reason or '', secrets),
-                                                   _error_detail(text, secrets)))
-            data = _read_body(response, deadline, MAX_BODY_BYTES)
-            if watchdog.fired:  # urllib3 1.26 may return a cut body without an error
+            with guard:
+                all_headers = {'Accept': 'application/json'}
+                all_headers.update(headers or {})
+                response = self._session.request(
+                    method, url, headers=all_headers, json=body, stream=True,
+                    allow_redirects=False, timeout=Timeout(total=deadline - started),
+                    verify=self.tls.get('verify', True), cert=self.tls.get('cert'))
+                status = response.status_code
+                if not 200 <= status < 300:
+                    text = _read_body(response, deadline, _ERROR_BODY_BYTES, truncate=True)
+                    raise FetchError(
+                        'http_%dxx' % (status // 100) if 400 <= status < 600 else 'http_status',
+                        'HTTP %d %s%s' % (status, _scrub(response.reason or '', secrets),
+                                          _error_detail(text, secrets)))
+                data = _read_body(response, deadline, MAX_BODY_BYTES)
+            if guard.fired:  # urllib3 1.26 may return a cut body without an error
                 raise requests.exceptions.ReadTimeout()
             ok = True
         except FetchError:
             raise
         except Exception as e:  # an outside system: whatever requests/urllib3/ssl raise
-            fired = watchdog is not None and watchdog.fired
-            raise _classify(e, fired or time.monotonic() >= deadline - 0.01, self.timeout,
+            raise _classify(e, guard.fired or time.monotonic() >= deadline - 0.01, self.timeout,
                             secrets)
         finally:
-            if watchdog is not None:
-                watchdog.cancel()
-                ok = ok and not watchdog.fired
             if response is not None:
                 response.close()
             if not ok:
@@ -162,40 +277,6 @@ class JsonClient:
         except (ValueError, UnicodeDecodeError) as e:
             raise FetchError('invalid_json', 'the answer is not JSON (%s)' % _first_line(
                 _scrub(str(e), secrets)))
-
-
-class _Watchdog:
-    """Shuts the response's socket down at the deadline, so a server that sends its body a byte
-    at a time cannot hold the loop (a socket timeout applies to each read, not to all)."""
-
-    def __init__(self, response, seconds: float):
-        self.fired = False
-        self._timer = None
-        sock = _socket_of(response)
-        if sock is not None:
-            self._timer = threading.Timer(max(seconds, 0.0), self._fire, (sock,))
-            self._timer.daemon = True
-            self._timer.start()
-
-    def _fire(self, sock):
-        self.fired = True
-        try:
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's: no TLS state
-        except OSError:
-            pass
-
-    def cancel(self):
-        if self._timer is not None:
-            self._timer.cancel()
-
-
-def _socket_of(response):
-    raw = getattr(response, 'raw', None)
-    sock = getattr(getattr(raw, '_connection', None), 'sock', None)
-    if sock is None:  # urllib3 1.26 without a kept connection: the http.client file's socket
-        fp = getattr(getattr(raw, '_fp', None), 'fp', None)
-        sock = getattr(getattr(fp, 'raw', None), '_sock', None)
-    return sock if isinstance(sock, socket.socket) else None
 
 
 def _read_body(response, deadline: float, limit: int, truncate: bool = False) -> bytes:

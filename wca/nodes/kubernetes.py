@@ -8,6 +8,7 @@ from the file system is worked out once, when it (or its containers) first appea
 """
 import logging
 import os
+import socket
 import time
 from enum import Enum
 from typing import Dict, List, Optional, Set, Tuple, Union  # noqa: F401 (type comments)
@@ -19,7 +20,7 @@ from wca import fsutil, identifiers
 from wca.cgroups.layout import CgroupLayout, join
 from wca.config import Numeric, Path, Str
 from wca.exposition import sanitize_label_name
-from wca.metrics import Metric
+from wca.metrics import Metric, MetricName
 from wca.nodes.base import Node, Task
 from wca.nodes.http import (FetchError, JsonClient, TaskListKeeper, WarnOnce, check_endpoint,
                             safe_url)
@@ -220,21 +221,26 @@ def _text(parent: dict, key: str, what: str) -> str:
 @dataclass
 class KubernetesNode(Node):
     """The pods of this node: from the kubelet (kubelet_enabled: true, `GET /pods`) or the
-    kube-apiserver (`GET /api/v1/namespaces/<ns>/pods`, pods whose status.hostIP is node_ip).
+    kube-apiserver (`GET /api/v1/namespaces/<ns>/pods` with the field selector
+    spec.nodeName=<node_name>, pods whose status.hostIP is node_ip).
 
     cgroup_driver: the kubelet's (cgroupfs or systemd).
     ssl: TLS settings (server verification, client certificate); without it, the server is
         verified against server_cert_ca_path (when that file exists).
     client_token_path: a bearer token file (re-read every request: tokens rotate); null: none.
     server_cert_ca_path: the CA bundle of the server, when ssl does not say.
-    kubelet_enabled, kubelet_endpoint: ask the kubelet, at this URL.
+    kubelet_enabled, kubelet_endpoint: ask the kubelet, at this URL (https://; http:// only
+        with allow_plain_http and without a token or client certificate).
     kubeapi_host, kubeapi_port: the apiserver (default: $KUBERNETES_SERVICE_HOST and _PORT).
     node_ip: this node's IP (apiserver mode: status.hostIP of its pods).
+    node_name: this node's name (apiserver mode: the spec.nodeName asked for; default:
+        $NODE_NAME, else the host name, as the kubelet names its node).
     timeout: seconds for a whole request.
     monitored_namespaces: pods of these namespaces only; empty: all.
     grace_period: seconds the last good task list is still reported while the endpoint fails.
     cgroup_root: the kubelet's --cgroup-root (the kubepods tree is under it).
     cgroup_layout: where the cgroup hierarchies are (default: detected).
+    allow_plain_http: accept an http:// kubelet_endpoint (whoever holds the port answers).
     """
     cgroup_driver: CgroupDriverType = CgroupDriverType.CGROUPFS
     ssl: Optional[SSL] = None
@@ -250,6 +256,8 @@ class KubernetesNode(Node):
     grace_period: Numeric(0, 86400) = 60
     cgroup_root: Path(absolute=True) = '/'
     cgroup_layout: Optional[CgroupLayout] = None
+    node_name: Optional[Str] = None
+    allow_plain_http: bool = False
 
     def __post_init__(self):
         try:
@@ -265,7 +273,8 @@ class KubernetesNode(Node):
         self._namespaces = frozenset(self.monitored_namespaces or ())
         self._token_path = self._check_token_path()
         if self.kubelet_enabled:
-            self._urls = [check_endpoint('kubelet_endpoint', self.kubelet_endpoint) + '/pods']
+            self._urls = [check_endpoint('kubelet_endpoint', self.kubelet_endpoint,
+                                         self.allow_plain_http, self._credentials()) + '/pods']
             source = 'kubelet %s' % safe_url(self.kubelet_endpoint)
         else:
             base = self._apiserver()
@@ -273,10 +282,14 @@ class KubernetesNode(Node):
                 raise ValueError('node_ip: required when kubelet_enabled is false (the pods of '
                                  'this node are those whose status.hostIP is node_ip)')
             self.node_ip = str(self.node_ip).strip()
-            query = '?fieldSelector=' + quote('status.phase=Running', safe='')
+            self.node_name = _node_name(self.node_name)
+            # Only this node's pods: less for the apiserver to send, and a request an
+            # authorizer that sees field selectors can allow per node.
+            query = '?fieldSelector=' + quote('status.phase=Running,spec.nodeName=%s' % (
+                self.node_name), safe='')
             self._urls = [base + '/api/v1/namespaces/%s/pods' % quote(ns, safe='') + query
                           for ns in sorted(self._namespaces)] or [base + '/api/v1/pods' + query]
-            source = 'kube-apiserver %s' % base
+            source = 'kube-apiserver %s, node %s' % (base, self.node_name)
         self._client = JsonClient(self.timeout, self._tls())
         self._keeper = TaskListKeeper('KubernetesNode (%s)' % source, self.grace_period)
         self._warn = WarnOnce(self._keeper)
@@ -284,6 +297,9 @@ class KubernetesNode(Node):
         self._paths = {}  # type: Dict[tuple, Tuple[str, List[str], bool]]  # resolved cgroups
         self._by_hash = set()  # type: Set[str]  # uids of pods found by their config hash
         self._layout = self.cgroup_layout
+        self._source = source
+        self._started = False
+        self._skipped = _SkippedNamespaces(self._namespaces)
 
     def _check_token_path(self) -> Optional[str]:
         path = self.client_token_path
@@ -297,6 +313,15 @@ class KubernetesNode(Node):
             raise ValueError('client_token_path: %s does not exist; the kube-apiserver needs a '
                              'token (or a client certificate in ssl)' % path)
         return None  # the default, outside a pod: no token
+
+    def _credentials(self) -> Optional[str]:
+        """What the kubelet would be sent to authenticate the agent (for check_endpoint)."""
+        if self._token_path:
+            return 'the bearer token of client_token_path (%s; null sends none)' % (
+                self._token_path)
+        if self.ssl is not None and self.ssl.client_cert_path:
+            return 'the client certificate of ssl'
+        return None
 
     def _apiserver(self) -> str:
         host = self.kubeapi_host or os.environ.get('KUBERNETES_SERVICE_HOST')
@@ -324,6 +349,11 @@ class KubernetesNode(Node):
     # --- the node -------------------------------------------------------------------------
 
     def get_tasks(self) -> List[Task]:
+        if not self._started:
+            self._started = True
+            log.info('KubernetesNode (%s): watching the pods of %s', self._source,
+                     'the namespaces %s' % ', '.join(sorted(self._namespaces))
+                     if self._namespaces else 'every namespace')
         try:
             pods = self._fetch()
         except FetchError as e:
@@ -331,8 +361,9 @@ class KubernetesNode(Node):
         return self._keeper.succeeded(self._tasks(pods))
 
     def metrics(self, labels: Optional[Dict[str, str]] = None) -> List[Metric]:
-        """wca_node_errors_total{reason} of this node (for the runner to store)."""
-        return self._keeper.metrics(labels)
+        """wca_node_errors_total{reason} and wca_tasks_skipped_total{reason} of this node (for
+        the runner to store)."""
+        return self._keeper.metrics(labels) + self._skipped.metrics(labels)
 
     def errors_by_reason(self) -> Dict[str, int]:
         return self._keeper.errors_by_reason()
@@ -383,6 +414,7 @@ class KubernetesNode(Node):
         if self._by_hash:
             tasks = self._unclaimed(tasks)
         self._warn.end_of_answer()
+        self._skipped.end_of_answer()
         for uid in set(self._known) - present:
             del self._known[uid]
         for key in [k for k in self._paths if k[0] not in present]:
@@ -398,6 +430,7 @@ class KubernetesNode(Node):
         name = '%s/%s' % (_text(metadata, 'namespace', 'metadata.namespace'),
                           _text(metadata, 'name', 'metadata.name'))
         if self._namespaces and metadata['namespace'] not in self._namespaces:
+            self._skipped(uid, metadata['namespace'], name)
             return None
         if not self.kubelet_enabled and status.get('hostIP') != self.node_ip:
             return None
@@ -527,6 +560,48 @@ class KubernetesNode(Node):
                 continue
             kept.append(task)
         return kept
+
+
+class _SkippedNamespaces:
+    """Pods of namespaces not monitored: each counted once (while it stays in the answers) in
+    wca_tasks_skipped_total{reason="namespace"}, each namespace logged once."""
+
+    def __init__(self, monitored):
+        self._monitored = ', '.join(sorted(monitored))
+        self._count = 0
+        self._logged = set()
+        self._last = set()
+        self._now = set()
+
+    def __call__(self, uid: str, namespace: str, name: str):
+        self._now.add(uid)
+        if uid not in self._last:
+            self._count += 1
+        if namespace not in self._logged and len(self._logged) < 1000:
+            self._logged.add(namespace)
+            log.info('KubernetesNode: the pods of namespace %s (first: %s) are skipped: not in '
+                     'monitored_namespaces (%s); counted in wca_tasks_skipped_total'
+                     '{reason="namespace"}', namespace, name, self._monitored)
+
+    def end_of_answer(self):
+        self._last, self._now = self._now, set()
+
+    def metrics(self, labels: Optional[Dict[str, str]] = None) -> List[Metric]:
+        return [Metric.create_metric_with_metadata(
+            MetricName.WCA_TASKS_SKIPPED, self._count, dict(labels or {}, reason='namespace'))]
+
+
+_NODE_NAME_CHARS = frozenset('abcdefghijklmnopqrstuvwxyz0123456789.-')
+
+
+def _node_name(configured: Optional[str]) -> str:
+    """The node's name as the kubelet registers it: configured, $NODE_NAME (the downward API),
+    else the host name in lower case (the kubelet's default without --hostname-override)."""
+    name = str(configured or os.environ.get('NODE_NAME') or socket.gethostname()).strip().lower()
+    if not name or len(name) > 253 or not set(name) <= _NODE_NAME_CHARS:
+        raise ValueError('node_name: expected the name of this node, as `kubectl get nodes` shows '
+                         'it, got %r' % name)
+    return name
 
 
 def _mirror_hash(metadata: dict, uid: str) -> List[str]:

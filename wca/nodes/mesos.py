@@ -92,13 +92,16 @@ def _value(parent: dict, key: str) -> str:
 class MesosNode(Node):
     """The running tasks of the local Mesos agent (Mesos containerizer).
 
-    mesos_agent_endpoint: the agent's URL (http or https).
+    mesos_agent_endpoint: the agent's URL: https://, or http:// with allow_plain_http (and
+        no client certificate).
     timeout: seconds for a whole request.
     ssl: TLS settings (server verification, client certificate).
     grace_period: seconds the last good task list is still reported while the agent fails.
     proc_root: where /proc is (for the executors' cgroups).
     cgroups_root: the agent's --cgroups_root ('mesos' or '/mesos'): an executor's cgroup must
         lie under it (a task naming any other process is rejected); '/': any but the root.
+    allow_plain_http: accept an http:// endpoint (whoever holds the port answers, and names
+        the processes the agent measures and allocates for).
     """
     mesos_agent_endpoint: Str = 'https://127.0.0.1:5051'
     timeout: Numeric(1, 60) = 5.
@@ -106,9 +109,13 @@ class MesosNode(Node):
     grace_period: Numeric(0, 86400) = 60
     proc_root: Path(absolute=True) = '/proc'
     cgroups_root: Str = CGROUPS_ROOT
+    allow_plain_http: bool = False
 
     def __post_init__(self):
-        self._url = check_endpoint('mesos_agent_endpoint', self.mesos_agent_endpoint) + '/api/v1'
+        credentials = ('the client certificate of ssl' if self.ssl is not None
+                       and self.ssl.client_cert_path else None)
+        self._url = check_endpoint('mesos_agent_endpoint', self.mesos_agent_endpoint,
+                                   self.allow_plain_http, credentials) + '/api/v1'
         self._client = JsonClient(self.timeout, self.ssl.requests_kwargs() if self.ssl else None)
         self._keeper = TaskListKeeper('MesosNode (%s)' % safe_url(self.mesos_agent_endpoint),
                                       self.grace_period)
