@@ -28,6 +28,21 @@ counter = CountingHandler()
 logging.getLogger().addHandler(counter)  # counts from import on, with or without configure()
 
 
+# C0 controls but tab, and DEL: what lets a value from outside (a pod name from a kubelet, a
+# cgroup name) start a forged log line or rewrite the terminal.
+_CONTROLS = {c: '\\x%02x' % c for c in list(range(0x20)) + [0x7f] if c != 0x09}
+
+
+class OneLineFormatter(logging.Formatter):
+    """Every record is one line: control characters in the message are escaped (\\x0a), so
+    nothing an orchestrator or a tenant names can forge a second record. A traceback
+    (exc_info) still follows on lines of its own."""
+
+    def formatMessage(self, record):
+        record.message = record.message.translate(_CONTROLS)
+        return super().formatMessage(record)
+
+
 def parse_level(level: str) -> int:
     """'info', 'DEBUG', 'trace' or a number; ValueError otherwise."""
     text = str(level).strip().upper()
@@ -53,7 +68,7 @@ def configure(levels: Dict[str, int], stream=None):
     root = logging.getLogger()
     if not any(getattr(h, 'wca_stream', False) for h in root.handlers):
         handler = logging.StreamHandler(stream or sys.stderr)
-        handler.setFormatter(logging.Formatter(FORMAT))
+        handler.setFormatter(OneLineFormatter(FORMAT))
         handler.wca_stream = True
         root.addHandler(handler)
     root.setLevel(logging.WARNING)  # third-party libraries: warnings only, unless asked

@@ -279,3 +279,27 @@ def test_a_hostile_container_id_does_not_steer_an_allocation(kubelet, pki, tree)
         assert f.read().strip() != '-1'
     errors = {m.labels['reason']: m.value for m in storages[0].last('wca_node_errors_total')}
     assert errors['invalid_identifier'] == 1
+
+
+def test_a_pod_name_cannot_forge_a_line_of_the_agents_log(kubelet, pki, tree):
+    """A pod named with a newline and a log line of its own, rejected for its container id:
+    the agent's warning about it, formatted as the agent formats its log, stays one line."""
+    import io
+    from wca.logger import FORMAT, OneLineFormatter
+    forged = '2026-01-01 00:00:00,000 ERROR {MainThread} [wca.runners] forged'
+    evil = pod('evil-0', 'Burstable')
+    evil['metadata']['name'] = 'evil-0\n' + forged + '\r\x1b[2K'
+    evil['status']['containerStatuses'][0]['containerID'] = 'containerd://../../wca-victim'
+    tree.add_pod(pod('good-0'), 'cgroupfs')
+    kubelet.answer = pod_list(evil)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(OneLineFormatter(FORMAT))
+    logging.getLogger('wca').addHandler(handler)
+    try:
+        assert node_for(kubelet, tree, pki).get_tasks() == []
+    finally:
+        logging.getLogger('wca').removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert lines and all('evil-0' in line for line in lines), lines
+    assert not any(line.startswith(forged[:23]) or '\x1b' in line for line in lines), lines
