@@ -11,10 +11,10 @@ the uid of every thread of the process (glibc), for the few microseconds of the 
 import errno
 import logging
 import os
-from typing import Dict, Iterable, List, Tuple
+from typing import Dict, Iterable, List, Set, Tuple  # noqa: F401 (type comments)
 
-from wca import security
-from wca.cgroups.layout import CgroupLayout, CgroupNotFound, join
+from wca import fsutil, security
+from wca.cgroups.layout import GONE, CgroupLayout, CgroupNotFound, CgroupVanished, join
 from wca.nodes.base import Task
 from wca.resctrl.info import ResctrlUnavailable
 
@@ -98,10 +98,75 @@ def thread_files(layout: CgroupLayout, task: Task) -> List[str]:
     raise CgroupNotFound(task.cgroup_path, layout.hierarchies() or ['(no cgroup mounts)'])
 
 
+def read_ids(path: str) -> Set[int]:
+    """The thread ids a `tasks` (or `cgroup.threads`) file lists; OSError as the read fails."""
+    ids = set()  # type: Set[int]
+    for word in fsutil.read_bytes(path).split():
+        try:
+            ids.add(int(word))
+        except ValueError:
+            continue
+    return ids
+
+
+class Synced:
+    """What sync_threads found and did."""
+    __slots__ = ('ids', 'moved', 'gone', 'failed', 'strangers', 'unreadable')
+
+    def __init__(self):
+        self.ids = set()  # type: Set[int]  the task's threads (as its cgroup lists them)
+        self.moved = []  # type: List[int]
+        self.gone = []  # type: List[int]
+        self.failed = {}  # type: Dict[int, OSError]
+        self.strangers = []  # type: List[int]  moved, not the task's: written back to the parent
+        self.unreadable = []  # type: List[Tuple[str, OSError]]  thread files (not GONE)
+
+
+def task_threads(thread_files: List[str], cgroup_path: str, synced: Synced) -> Set[int]:
+    """The threads the task's cgroup files list. CgroupVanished when its own cgroup is gone (a
+    container's gone is normal: its threads went with it)."""
+    ids = set()  # type: Set[int]
+    for path in thread_files:
+        try:
+            ids.update(read_ids(path))
+        except OSError as e:
+            if e.errno not in GONE:
+                synced.unreadable.append((path, e))
+            elif path is thread_files[0]:
+                raise CgroupVanished(cgroup_path, path)
+    return ids
+
+
+def sync_threads(writer: TasksWriter, thread_files: List[str], cgroup_path: str,
+                 tasks_file: str, parent_tasks_file: str) -> Synced:
+    """Writes into a group (`tasks_file`) the task's threads that the group does not list, and
+    moves back to the parent group any thread moved that is not the task's (a reused id).
+    CgroupVanished as task_threads; OSError when the group's file cannot be read or opened (in
+    GONE: the group is gone); MissingPrivileges."""
+    synced = Synced()
+    synced.ids = task_threads(thread_files, cgroup_path, synced)
+    missing = synced.ids.difference(read_ids(tasks_file))
+    if not missing:
+        return synced
+    synced.moved, synced.gone, synced.failed = writer.write(tasks_file, sorted(missing))
+    if synced.moved:
+        try:
+            again = task_threads(thread_files, cgroup_path, Synced())
+        except CgroupVanished:
+            again = set()
+        suspects = set(synced.moved).difference(again)
+        if suspects:  # exited since, or reused: only those the group holds are strangers
+            strangers = suspects.intersection(read_ids(tasks_file))
+            if strangers:
+                synced.strangers = writer.write(parent_tasks_file, sorted(strangers))[0]
+    return synced
+
+
 class Bookkeeping:
     """Counting a failure and warning about it once, for the RDT classes (which set `errors`,
     the runner's counters, and `_warned`, the keys already warned about)."""
     errors = None  # type: Dict[str, int]
+    repairs = None  # type: Dict[str, int]
     _warned = None  # type: set
 
     def count_error(self):
@@ -111,3 +176,8 @@ class Bookkeeping:
         if key not in self._warned:
             self._warned.add(key)
             log.warning(message, *args)
+
+    def repaired(self, what: str, count: int = 1):
+        """Counts what the agent set right after someone else changed it (wca_rdt_repairs_total
+        {what}); `repairs` is RDT's shared dict."""
+        self.repairs[what] = self.repairs.get(what, 0) + count
