@@ -15,7 +15,7 @@ from resctrl_tree import resctrl_tree
 from testing.recording import Recording
 from wca.cgroups.layout import CgroupLayout
 from wca.exposition import encode
-from wca.nodes.base import Task
+from wca.nodes.base import Node, Task
 from wca.nodes.static import CgroupDirectoryNode, StaticNode
 from wca.resctrl.groups import group_name, start_record
 from wca.resctrl.monitoring import RDTMonitoring
@@ -372,3 +372,29 @@ def test_rdt_gauges_are_this_iterations(cgroups, tree, tmp_path):
     assert storage.value('wca_rdt_monitoring_groups') == 1
     assert tree.groups() == [group_name(second)]
     runner.close()
+
+
+class Relaunching(Node):
+    def __init__(self, tasks):
+        self.tasks = tasks
+
+    def get_tasks(self):
+        return list(self.tasks)
+
+
+def test_a_task_relaunched_in_the_same_cgroup_gets_its_group(cgroups, tree, tmp_path):
+    """A new task id on the cgroup path of one that leaves in the same iteration (the new task is
+    opened before the old one is closed): it gets the group as soon as the name is free."""
+    path, threads = threaded_task(cgroups, 't')
+    node = Relaunching([Task(name='t', task_id='first', cgroup_path=path)])
+    storage = Recording()
+    runner = runner_for(tree, tmp_path, node, storage)
+    runner.iterate()
+    node.tasks = [Task(name='t', task_id='second', cgroup_path=path)]
+    runner.iterate()
+    assert tree.groups() == [group_name(path)]
+    assert sorted(tree.tasks('mon_groups/' + group_name(path))) == threads
+    assert storage.value('task_llc_occupancy_bytes', task_id='second') == 0
+    assert storage.value('wca_rdt_monitoring_groups') == 1
+    runner.close()
+    assert tree.groups() == []

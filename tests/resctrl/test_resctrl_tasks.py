@@ -12,7 +12,11 @@ import pytest
 
 from conftest import require_root
 from resctrl_tree import resctrl_tree
+from testing.recording import Recording
+from wca.nodes.static import StaticNode
+from wca.resctrl.groups import group_name
 from wca.resctrl.tasks import TasksWriter, read_ids, sync_threads
+from wca.runners.measurement import MeasurementRunner
 
 
 def write_syscalls():
@@ -130,6 +134,40 @@ def test_a_reused_thread_id_is_not_left_in_the_group(cgroups, tmp_path):
             assert synced.strangers == [stranger]  # ... and it was moved back out:
             assert tree.tasks('') == [1, stranger]  # written into the root group after
         finally:
+            if writer.stranger is not None:
+                writer.stranger.kill()
+                writer.stranger.wait()
+
+
+def test_the_agent_counts_and_names_a_reused_id(cgroups, tmp_path, caplog):
+    require_root()
+    path = cgroups.create('task', processes=0)
+    victim = cgroups.add_process(path)
+    keeper = cgroups.add_process(path)
+    tasks = cgroups.layout.v1['cpu'] + path + '/tasks'
+    for _ in range(500):
+        if read_ids(tasks) == {victim.pid, keeper.pid}:
+            break
+        threading.Event().wait(0.01)
+    storage = Recording()
+    with resctrl_tree(str(tmp_path / 'r')) as tree:
+        runner = MeasurementRunner(node=StaticNode(tasks=[path]), metrics_storage=storage,
+                                   interval=0, resctrl=tree, rdt_groups_file=None)
+        runner.setup()
+        writer = runner._rdt.monitoring.writer = ReusingIdsWriter(victim)
+        try:
+            runner.iterate()
+            stranger = writer.stranger.pid
+            assert storage.value('wca_rdt_repairs_total', what='strangers_moved_out') == 1
+            assert tree.tasks('') == [1, stranger]
+            assert ('resctrl: task %s: thread %d, moved into mon_groups/%s, is not the task\'s (its'
+                    ' id was reused after a thread of the task exited): moved back to the root '
+                    'group' % (path.strip('/'), stranger, group_name(path))) in caplog.text
+            runner.iterate()  # the task's own thread stays where it is
+            assert storage.value('wca_rdt_repairs_total', what='strangers_moved_out') == 1
+            assert keeper.pid in tree.tasks('mon_groups/' + group_name(path))
+        finally:
+            runner.close()
             if writer.stranger is not None:
                 writer.stranger.kill()
                 writer.stranger.wait()

@@ -403,6 +403,7 @@ class RDTControl(Bookkeeping, TaskSourceFactory):
         self.groups[name].members.add(member.task_id)
         member.group = name
         member.written = synced.ids.difference(synced.gone).difference(failed)
+        member.refused = set(failed)
         monitoring = self.rdt.monitoring
         if monitoring is not None:
             source = monitoring.groups.get(group_name(member.cgroup_path))
@@ -411,11 +412,11 @@ class RDTControl(Bookkeeping, TaskSourceFactory):
                 source.move_to(name)
         return True
 
-    def sync(self, member: 'ControlMember', tasks_file: str):
+    def sync(self, member: 'ControlMember', tasks_file: str, refused=()):
         """tasks.sync_threads for a member (strangers go back to the root group), strangers
         counted and warned about."""
         synced = sync_threads(self.rdt.writer, member.thread_files, member.cgroup_path,
-                              tasks_file, self.resctrl.path(ROOT, 'tasks'))
+                              tasks_file, self.resctrl.path(ROOT, 'tasks'), refused)
         if synced.strangers:
             self.repaired('strangers_moved_out', len(synced.strangers))
             self.warn_once(('stranger', member.task_id), 'RDT: task %s: thread %d, moved into %s,'
@@ -441,7 +442,7 @@ class RDTControl(Bookkeeping, TaskSourceFactory):
         for member in self.members.values():
             if member.group == name:
                 member.group = ROOT
-                member.written = set()
+                member.written, member.refused = set(), set()
                 root.members.add(member.task_id)
 
     def _remove_empty(self):
@@ -496,6 +497,7 @@ class ControlMember(TaskSource):
         self.thread_files = thread_files
         self.group = ROOT
         self.written = set()  # type: Set[int]  thread ids known to be in the group
+        self.refused = set()  # type: Set[int]  thread ids the kernel would not move into it
 
     @property
     def files(self) -> List[str]:
@@ -509,7 +511,7 @@ class ControlMember(TaskSource):
         c = self.control
         tasks_file = c.resctrl.path(self.group, 'tasks')
         try:
-            synced = c.sync(self, tasks_file)
+            synced = c.sync(self, tasks_file, self.refused)
         except MissingPrivileges as e:
             c.warn_once(('privileges',), 'RDT: cannot move threads into control groups: %s', e)
             return
@@ -534,6 +536,7 @@ class ControlMember(TaskSource):
                         'first) not moved into group %r: %s%s', self.task_id, len(synced.failed),
                         tid, self.group, error.strerror or error, c._said())
         self.written = synced.ids.difference(synced.gone).difference(synced.failed)
+        self.refused = self.refused.union(synced.failed).intersection(synced.ids)
 
     def close(self) -> None:
         self.control.release(self)

@@ -80,17 +80,26 @@ class RDTMonitoring(Bookkeeping, TaskSourceFactory):
             self.warn_once(('name', task.task_id), 'task %s: no RDT metrics: its cgroup %s gives no '
                            'valid resctrl group name (%r)', task.task_id, task.cgroup_path, name)
             return None
-        holder = self.groups.get(name)
-        if holder is not None:
-            self.warn_once(('taken', task.task_id), 'task %s: no RDT metrics: its monitoring '
-                           'group %s is already that of task %s (cgroup paths that differ only '
-                           'in "/" and "-")', task.task_id, name, holder.task_id)
-            return None
         source = MonitoringGroup(self, task, name, thread_files(self.layout, task))
-        self.groups[name] = source
-        source.attach()
-        self.publish()
+        if self.claim(source):
+            source.attach()
+            self.publish()
+            return source
+        holder = self.groups[name]
+        if holder.cgroup_path == task.cgroup_path:  # relaunched: the task it replaces goes next
+            log.debug('resctrl: task %s: cgroup %s is still that of task %s; its monitoring '
+                      'group follows when that task goes', task.task_id, task.cgroup_path,
+                      holder.task_id)
+        else:
+            self.warn_once(('taken', task.task_id), 'task %s: no RDT metrics while task %s runs:'
+                           ' its monitoring group %s is that task\'s (cgroup paths that differ '
+                           'only in "/" and "-")', task.task_id, holder.task_id, name)
         return source
+
+    def claim(self, source: 'MonitoringGroup') -> bool:
+        """Gives a task its group's name, unless another task holds it (then tried again at
+        each measurement: a relaunched task is opened before the one it replaces is closed)."""
+        return self.groups.setdefault(source.name, source) is source
 
     def status(self) -> 'RDTMonitoringStatus':
         if self._status is None:
@@ -123,8 +132,8 @@ class RDTMonitoring(Bookkeeping, TaskSourceFactory):
     def release(self, source: 'MonitoringGroup'):
         if self.groups.get(source.name) is source:
             del self.groups[source.name]
-        self.waiting.discard(source.name)
-        self._check_recovered()
+            self.waiting.discard(source.name)
+            self._check_recovered()
         self.publish()
 
     def _check_recovered(self):
@@ -149,6 +158,7 @@ class MonitoringGroup(Bookkeeping, TaskSource):
         self.recorded = False  # listed in the record of the agent's groups
         self.gave_up = False
         self.written = set()  # type: Set[int]  thread ids known to be in the group
+        self.refused = set()  # type: Set[int]  thread ids the kernel would not move into it
         self._reads = []  # type: List[Tuple[str, List[str]]]  metric -> its file per domain
         self._warned = set()  # type: Set[Tuple]
 
@@ -194,7 +204,7 @@ class MonitoringGroup(Bookkeeping, TaskSource):
 
     def _activate(self, made: bool) -> bool:
         self.active, self.made = True, made
-        self.written = set()
+        self.written, self.refused = set(), set()
         domains = self.factory.resctrl.monitoring_domains(self.relative)
         path = self.factory.resctrl.path
         self._reads = [(name, [path(self.relative, 'mon_data', d, event) for d in domains])
@@ -209,6 +219,8 @@ class MonitoringGroup(Bookkeeping, TaskSource):
 
     def measure(self, measurements: Measurements) -> None:
         try:
+            if self.factory.groups.get(self.name) is not self and not self.factory.claim(self):
+                return  # another task holds the name, until it goes
             if not self.active and (self.gave_up or not self.attach()):
                 return
             if self._move_threads():
@@ -221,7 +233,7 @@ class MonitoringGroup(Bookkeeping, TaskSource):
         tasks_file = f.resctrl.path(self.relative, 'tasks')
         try:
             synced = sync_threads(f.writer, self.thread_files, self.cgroup_path, tasks_file,
-                                  f.resctrl.path(self.control_group, 'tasks'))
+                                  f.resctrl.path(self.control_group, 'tasks'), self.refused)
         except MissingPrivileges as e:
             f.count_error()
             f.warn_once(('privileges',), 'resctrl: cannot move threads into monitoring groups: %s',
@@ -257,6 +269,7 @@ class MonitoringGroup(Bookkeeping, TaskSource):
                            self.task_id, len(failed), tid, self.relative,
                            error.strerror or error, _said(f.resctrl))
         self.written = synced.ids.difference(gone).difference(failed)
+        self.refused = self.refused.union(failed).intersection(synced.ids)
         return True
 
     def _read(self, measurements: Measurements):
@@ -337,7 +350,8 @@ class MonitoringGroup(Bookkeeping, TaskSource):
                 return  # stays recorded: the next start tries again
         self.active = False
         self._forget()
-        f.waiting.discard(self.name)
+        if f.groups.get(self.name) is self:
+            f.waiting.discard(self.name)
 
 
 class RDTMonitoringStatus(PlatformSource):

@@ -138,14 +138,16 @@ def task_threads(thread_files: List[str], cgroup_path: str, synced: Synced) -> S
 
 
 def sync_threads(writer: TasksWriter, thread_files: List[str], cgroup_path: str,
-                 tasks_file: str, parent_tasks_file: str) -> Synced:
-    """Writes into a group (`tasks_file`) the task's threads that the group does not list, and
-    moves back to the parent group any thread moved that is not the task's (a reused id).
-    CgroupVanished as task_threads; OSError when the group's file cannot be read or opened (in
-    GONE: the group is gone); MissingPrivileges."""
+                 tasks_file: str, parent_tasks_file: str,
+                 refused: Iterable[int] = ()) -> Synced:
+    """Writes into a group (`tasks_file`) the task's threads that the group does not list (but
+    those it `refused` already: tried once per thread, so counted once), and moves back to the
+    parent group any thread moved that is not the task's (a reused id). CgroupVanished as
+    task_threads; OSError when the group's file cannot be read or opened (in GONE: the group is
+    gone); MissingPrivileges."""
     synced = Synced()
     synced.ids = task_threads(thread_files, cgroup_path, synced)
-    missing = synced.ids.difference(read_ids(tasks_file))
+    missing = synced.ids.difference(read_ids(tasks_file)).difference(refused)
     if not missing:
         return synced
     synced.moved, synced.gone, synced.failed = writer.write(tasks_file, sorted(missing))
