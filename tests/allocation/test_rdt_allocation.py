@@ -13,6 +13,7 @@ from wca import security
 from wca.allocators import AllocationConfiguration, AllocationType as A, RDTAllocation
 from wca.nodes.static import StaticNode
 from wca.resctrl.schemata import check_l3, check_mb, parse_schemata
+from wca.resctrl import tasks
 from wca.resctrl.groups import group_name
 
 
@@ -328,7 +329,9 @@ def test_a_control_group_removed_by_someone_else_is_made_again(tree, tmp_path, c
     assert not os.path.exists(tree.path('be'))
 
 
-def test_threads_moved_out_of_a_control_group_are_moved_back(tree, tmp_path, cgroups):
+def test_threads_moved_out_of_a_control_group_are_moved_back(tree, tmp_path, cgroups,
+                                                             monkeypatch):
+    monkeypatch.setattr(tasks, 'VERIFY_SECONDS', 0)  # each group read back every iteration
     a = cgroups.create('a')
     answer = {a.strip('/'): {A.RDT: RDTAllocation(name='be')}}
     made, metrics, anomalies, stored = rdt_runner(tree, tmp_path, StaticNode(tasks=[a]), answer)

@@ -18,6 +18,7 @@ from wca.exposition import encode
 from wca.nodes.base import Node, Task
 from wca.nodes.static import CgroupDirectoryNode, StaticNode
 from wca.resctrl.groups import group_name, start_record
+from wca.resctrl import tasks
 from wca.resctrl.monitoring import RDTMonitoring
 from wca.resctrl.tasks import TasksWriter
 from wca.runners.measurement import MeasurementRunner
@@ -336,7 +337,9 @@ def test_restarts_after_crashes_remove_their_own_groups_only(cgroups, tree, tmp_
     assert len(unwritable) == (3 if record == 'unwritable' else 0)  # one per run
 
 
-def test_threads_moved_out_of_a_monitoring_group_are_moved_back(cgroups, tree, tmp_path):
+def test_threads_moved_out_of_a_monitoring_group_are_moved_back(cgroups, tree, tmp_path,
+                                                                monkeypatch):
+    monkeypatch.setattr(tasks, 'VERIFY_SECONDS', 0)  # each group read back every iteration
     path, threads = threaded_task(cgroups, 't')
     storage = Recording()
     runner = runner_for(tree, tmp_path, StaticNode(tasks=[path]), storage)

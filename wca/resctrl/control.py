@@ -18,11 +18,12 @@ and two tasks asking one group for different schemata. A write the kernel refuse
 with its own reason (info/last_cmd_status).
 
 What the kernel holds is the truth, the agent's bookkeeping only says what it made: every
-iteration each task's group is checked (its `tasks` file read: the task's threads it does not list
-are moved back in), and a group removed by someone else puts its tasks back in the root group,
-where the kernel put them (wca_rdt_repairs_total{what="control_group_removed"}, one warning):
-the next allocation naming it makes it again and moves them in. A failure costs only that
-group's allocation, counted; nothing of it reaches the runner as an exception.
+iteration each group is checked to exist, and its `tasks` file is read back every VERIFY_SECONDS
+(tasks.py: the task's threads it does not list are moved back in); a group removed by someone
+else puts its tasks back in the root group, where the kernel put them
+(wca_rdt_repairs_total{what="control_group_removed"}, one warning): the next allocation naming
+it makes it again and moves them in. A failure costs only that group's allocation, counted;
+nothing of it reaches the runner as an exception.
 
 At start the root group is reset: the full mask on every L3 domain and 100 % bandwidth, or the
 AllocationConfiguration's default_rdt_l3 / default_rdt_mb; remove_all_resctrl_groups removes
@@ -44,7 +45,8 @@ from wca.resctrl.groups import (SPECIAL, OutOfIds, group_name, listdir, make_gro
 from wca.resctrl.info import ResctrlUnavailable
 from wca.resctrl.rdt import RDT
 from wca.resctrl.schemata import check_l3, check_mb, domain_order, line_of, parse_schemata
-from wca.resctrl.tasks import Bookkeeping, MissingPrivileges, sync_threads, thread_files
+from wca.resctrl.tasks import (Bookkeeping, MissingPrivileges, Verification, sync_threads,
+                               thread_files)
 from wca.sources import TaskSource, TaskSourceFactory
 
 log = logging.getLogger(__name__)
@@ -412,11 +414,11 @@ class RDTControl(Bookkeeping, TaskSourceFactory):
                 source.move_to(name)
         return True
 
-    def sync(self, member: 'ControlMember', tasks_file: str, refused=()):
+    def sync(self, member: 'ControlMember', tasks_file: str, known=None, refused=()):
         """tasks.sync_threads for a member (strangers go back to the root group), strangers
         counted and warned about."""
         synced = sync_threads(self.rdt.writer, member.thread_files, member.cgroup_path,
-                              tasks_file, self.resctrl.path(ROOT, 'tasks'), refused)
+                              tasks_file, self.resctrl.path(ROOT, 'tasks'), known, refused)
         if synced.strangers:
             self.repaired('strangers_moved_out', len(synced.strangers))
             self.warn_once(('stranger', member.task_id), 'RDT: task %s: thread %d, moved into %s,'
@@ -498,6 +500,7 @@ class ControlMember(TaskSource):
         self.group = ROOT
         self.written = set()  # type: Set[int]  thread ids known to be in the group
         self.refused = set()  # type: Set[int]  thread ids the kernel would not move into it
+        self.verification = Verification()
 
     @property
     def files(self) -> List[str]:
@@ -509,9 +512,13 @@ class ControlMember(TaskSource):
         if self.group == ROOT:
             return
         c = self.control
+        if not os.path.isdir(c.resctrl.path(self.group)):  # a stat: every iteration
+            c.vanished(self.group)
+            return
         tasks_file = c.resctrl.path(self.group, 'tasks')
         try:
-            synced = c.sync(self, tasks_file, self.refused)
+            synced = c.sync(self, tasks_file,
+                            None if self.verification.now() else self.written, self.refused)
         except MissingPrivileges as e:
             c.warn_once(('privileges',), 'RDT: cannot move threads into control groups: %s', e)
             return

@@ -5,10 +5,11 @@ agent named it (the cgroup path without the leading '/', '/' replaced by '-'). E
 
 - the task's threads are read from its cgroup's `tasks` file (cgroup v1; `cgroup.threads` on
   cgroup v2; for a pod also each container's), and those the group's own `tasks` file does not
-  list are written into the group, one id per write() (tasks.sync_threads). Threads started
+  hold are written into the group, one id per write() (tasks.sync_threads). Threads started
   later by a thread of the group inherit the group, so after the first iteration there is
   usually nothing to write; a thread that exited meanwhile (ESRCH) is normal; one that someone
-  moved out is moved back (counted in wca_rdt_repairs_total{what="threads_moved_back"}).
+  moved out is moved back when the group is next read back (every VERIFY_SECONDS; counted in
+  wca_rdt_repairs_total{what="threads_moved_back"}).
 - mon_data/mon_L3_*/{llc_occupancy,mbm_local_bytes,mbm_total_bytes} are read and summed over the
   L3 domains. A domain answering `Unavailable` (or `Error`) leaves that metric out for the
   iteration (counted in wca_rdt_unavailable_readings_total), never a partial sum.
@@ -37,8 +38,8 @@ from wca.platforms import RDTInformation
 from wca.resctrl.groups import (GroupRecord, OutOfIds, group_name, make_group, marked,
                                 monitoring_group, remove_group, valid_name)
 from wca.resctrl.info import Resctrl
-from wca.resctrl.tasks import (Bookkeeping, MissingPrivileges, TasksWriter, sync_threads,
-                               thread_files)
+from wca.resctrl.tasks import (Bookkeeping, MissingPrivileges, TasksWriter, Verification,
+                               sync_threads, thread_files)
 from wca.sources import PlatformSource, TaskSource, TaskSourceFactory
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,7 @@ class MonitoringGroup(Bookkeeping, TaskSource):
         self.gave_up = False
         self.written = set()  # type: Set[int]  thread ids known to be in the group
         self.refused = set()  # type: Set[int]  thread ids the kernel would not move into it
+        self.verification = Verification()
         self._reads = []  # type: List[Tuple[str, List[str]]]  metric -> its file per domain
         self._warned = set()  # type: Set[Tuple]
 
@@ -233,7 +235,8 @@ class MonitoringGroup(Bookkeeping, TaskSource):
         tasks_file = f.resctrl.path(self.relative, 'tasks')
         try:
             synced = sync_threads(f.writer, self.thread_files, self.cgroup_path, tasks_file,
-                                  f.resctrl.path(self.control_group, 'tasks'), self.refused)
+                                  f.resctrl.path(self.control_group, 'tasks'),
+                                  None if self.verification.now() else self.written, self.refused)
         except MissingPrivileges as e:
             f.count_error()
             f.warn_once(('privileges',), 'resctrl: cannot move threads into monitoring groups: %s',

@@ -7,11 +7,26 @@ write and give it back right after, and SECBIT_NO_SETUID_FIXUP, so that giving i
 also drop its capabilities (the kernel's "fix-up" clears them when the effective uid leaves 0,
 and the next move would fail). packaging/systemd/wca.service grants both. os.seteuid() changes
 the uid of every thread of the process (glibc), for the few microseconds of the write.
+
+Which threads to write (sync_threads): the task's threads its cgroup lists, less those the group
+holds. What the group holds is read back from the kernel (its own `tasks` file), so that a thread
+someone moved out is moved back; but reading a resctrl group's `tasks` walks every thread of the
+system (the kernel keeps no list per group: some milliseconds on a busy node), so each group is
+read back once per VERIFY_SECONDS (Verification, the groups spread over that time), and in
+between the threads the agent wrote are taken as held.
+
+A thread id is only a number: one that exits between the read of the cgroup and the write can be
+reused by an unrelated thread, which the write (effective uid 0 skips resctrl's owner check)
+would move. So after a write the cgroup is read again, and a moved id it no longer lists that the
+group does list is a stranger: written back into the parent group (the root group, or the
+monitoring group's control group), counted and logged.
 """
 import errno
 import logging
 import os
-from typing import Dict, Iterable, List, Set, Tuple  # noqa: F401 (type comments)
+import random
+import time
+from typing import Dict, Iterable, List, Optional, Set, Tuple  # noqa: F401 (type comments)
 
 from wca import fsutil, security
 from wca.cgroups.layout import GONE, CgroupLayout, CgroupNotFound, CgroupVanished, join
@@ -21,6 +36,7 @@ from wca.resctrl.info import ResctrlUnavailable
 log = logging.getLogger(__name__)
 
 _FLAGS = os.O_WRONLY | os.O_APPEND | getattr(os, 'O_CLOEXEC', 0)
+VERIFY_SECONDS = 30.0
 
 
 class MissingPrivileges(ResctrlUnavailable):
@@ -137,17 +153,34 @@ def task_threads(thread_files: List[str], cgroup_path: str, synced: Synced) -> S
     return ids
 
 
+class Verification:
+    """When a group's members are next read back from the kernel: once per VERIFY_SECONDS, the
+    first time at a random point of that period (so the groups spread)."""
+
+    def __init__(self):
+        self.due = time.monotonic() + random.uniform(0, VERIFY_SECONDS)
+
+    def now(self) -> bool:
+        now = time.monotonic()
+        if now < self.due:
+            return False
+        self.due = now + VERIFY_SECONDS
+        return True
+
+
 def sync_threads(writer: TasksWriter, thread_files: List[str], cgroup_path: str,
-                 tasks_file: str, parent_tasks_file: str,
+                 tasks_file: str, parent_tasks_file: str, known: Optional[Set[int]] = None,
                  refused: Iterable[int] = ()) -> Synced:
-    """Writes into a group (`tasks_file`) the task's threads that the group does not list (but
+    """Writes into a group (`tasks_file`) the task's threads that the group does not hold (but
     those it `refused` already: tried once per thread, so counted once), and moves back to the
-    parent group any thread moved that is not the task's (a reused id). CgroupVanished as
-    task_threads; OSError when the group's file cannot be read or opened (in GONE: the group is
-    gone); MissingPrivileges."""
+    parent group any thread moved that is not the task's (a reused id). What the group holds:
+    `known`, or when None what its `tasks` file lists. CgroupVanished as task_threads; OSError
+    when the group's file cannot be read or opened (in GONE: the group is gone);
+    MissingPrivileges."""
     synced = Synced()
     synced.ids = task_threads(thread_files, cgroup_path, synced)
-    missing = synced.ids.difference(read_ids(tasks_file)).difference(refused)
+    held = read_ids(tasks_file) if known is None else known
+    missing = synced.ids.difference(held).difference(refused)
     if not missing:
         return synced
     synced.moved, synced.gone, synced.failed = writer.write(tasks_file, sorted(missing))
