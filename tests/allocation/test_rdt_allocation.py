@@ -360,3 +360,25 @@ def test_a_crashed_runs_control_groups_are_removed_at_the_next_start(tree, tmp_p
     made.iterate()
     assert not os.path.exists(tree.path('be')) and os.path.isdir(tree.path('theirs'))
     made.close()
+
+
+def test_a_control_group_removed_while_the_allocator_runs(tree, tmp_path, cgroups):
+    """Removed between the read of what the kernel holds and the write: made again in that same
+    iteration, the task's threads moved back in."""
+    a = cgroups.create('a')
+    removing = []
+
+    def answer(tasks_data):
+        if removing:
+            tree.rmdir(removing.pop())
+        return {a.strip('/'): {A.RDT: RDTAllocation(name='be', mb='MB:0=50')}}
+    made, metrics, anomalies, stored = rdt_runner(tree, tmp_path, StaticNode(tasks=[a]), answer)
+    made.iterate()
+    removing.append('be')
+    made.iterate()
+    assert schemata(tree, 'be')['MB'] == {'0': 50, '1': 100}
+    assert set(tree.tasks('be')) == threads(cgroups, a)
+    assert rejected(stored) == {} and written(stored)['rdt'] == 2
+    made.iterate()  # (counted after this iteration's metrics were collected: in the next)
+    assert metrics.value('wca_rdt_repairs_total', what='control_group_removed') == 1
+    made.close()
