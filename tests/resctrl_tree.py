@@ -14,10 +14,11 @@ ResctrlTree(root) builds, under `root`:
 
 with the kernel's file contents and modes (root-owned; 0644 where the kernel lets root write,
 0444 elsewhere). It is a wca.resctrl.info.Resctrl whose mkdir and rmdir do what the kernel does
-on resctrl: mkdir directly under the root makes a control group (cpus, cpus_list, mode,
-schemata with the default masks, size, tasks, mon_data/, mon_groups/), under a mon_groups/ a
-monitoring group (cpus, cpus_list, tasks, mon_data/); anywhere else EPERM. rmdir removes a group
-with its files. Both keep info/last_cmd_status as the kernel does.
+on resctrl: mkdir directly under the root makes a control group (cpus, cpus_list, mode, schemata
+with the default masks, size, tasks, mon_data/, mon_groups/), under a mon_groups/ a monitoring
+group (cpus, cpus_list, tasks, mon_data/), either with the mode given (the sticky bit too, less
+the umask), as resctrl keeps it; anywhere else EPERM. rmdir removes a group with its files. Both
+keep info/last_cmd_status as the kernel does.
 
 The mkdir itself is real: limit_groups() mounts a tmpfs with just enough inodes for N more
 groups over mon_groups/ (or builds on one, for control groups), so the next mkdir fails with
@@ -94,7 +95,7 @@ class ResctrlTree(Resctrl):
 
     # --- what the kernel does ---------------------------------------------------------------
 
-    def mkdir(self, relative: str) -> None:
+    def mkdir(self, relative: str, mode: int = 0o777) -> None:
         parent = os.path.dirname(relative.strip('/'))
         self._status('ok')
         if parent == '':
@@ -105,7 +106,8 @@ class ResctrlTree(Resctrl):
         else:
             raise PermissionError(errno.EPERM, os.strerror(errno.EPERM), self.path(relative))
         try:
-            os.mkdir(self.path(relative), 0o755)  # real: ENOSPC on a full tmpfs, EEXIST
+            # real: ENOSPC on a full tmpfs, EEXIST; the mode as resctrl keeps it (umask applied)
+            os.mkdir(self.path(relative), mode & 0o1777)
         except OSError as e:
             if e.errno == errno.ENOSPC:
                 self._status('Out of RMIDs' if kind == 'monitoring' else 'Out of CLOSIDs')

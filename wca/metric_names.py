@@ -176,6 +176,8 @@ class MetricName(str, Enum):
     WCA_RDT_MONITORING_GROUPS = 'wca_rdt_monitoring_groups'
     WCA_RDT_TASKS_WAITING = 'wca_rdt_tasks_waiting'
     WCA_RDT_UNAVAILABLE_READINGS = 'wca_rdt_unavailable_readings_total'
+    WCA_RDT_REPAIRS = 'wca_rdt_repairs_total'
+    WCA_RDT_GROUPS_RECORD_WRITABLE = 'wca_rdt_groups_record_writable'
     # perf counters of the agent
     WCA_PERF_OPEN_FAILURES = 'wca_perf_open_failures_total'
     WCA_PERF_DESCRIPTORS = 'wca_perf_descriptors'
@@ -534,6 +536,15 @@ METRICS_METADATA = {
     MetricName.WCA_RDT_UNAVAILABLE_READINGS: _M(
         'Number of resctrl readings the kernel answered with Unavailable or Error (that sample was'
         ' left out).', C),
+    MetricName.WCA_RDT_REPAIRS: _M(
+        'Number of times the agent set resctrl right after someone else changed it, by what:'
+        ' control_group_removed, monitoring_group_removed (made again), threads_moved_back (moved out'
+        ' of a task\'s group), strangers_moved_out (a thread id reused between the read of a cgroup'
+        ' and the write into a group: the unrelated thread written back to the parent group).',
+        C, ('what',)),
+    MetricName.WCA_RDT_GROUPS_RECORD_WRITABLE: _M(
+        '1 while rdt_groups_file (the record of the resctrl groups the agent made) can be written,'
+        ' 0 when it cannot (warned once; the groups are still found by their mark).', G),
     MetricName.WCA_PERF_OPEN_FAILURES: _M(
         'Number of perf counters that could not be opened, by reason: unsupported (an event this machine'
         ' cannot count, once per event), descriptors (a task left without perf counters: out of file'

@@ -13,6 +13,7 @@ from wca import security
 from wca.allocators import AllocationConfiguration, AllocationType as A, RDTAllocation
 from wca.nodes.static import StaticNode
 from wca.resctrl.schemata import check_l3, check_mb, parse_schemata
+from wca.resctrl import tasks
 from wca.resctrl.groups import group_name
 
 
@@ -294,3 +295,90 @@ def test_rdt_allocation_declares_the_privileges_it_needs(tree, tmp_path):
     made, metrics, anomalies, stored = runner(StaticNode(), FixedAllocator({}), resctrl=tree,
                                               rdt_enabled=False)
     assert made.required_privileges() == [security.DAC_OVERRIDE]
+
+
+def test_a_control_group_removed_by_someone_else_is_made_again(tree, tmp_path, cgroups, caplog):
+    """rmdir of the agent's control group by hand: every iteration still stores its metrics, the
+    group is made again with its schemata, the task's threads (and monitoring group) go back in;
+    counted, and logged once."""
+    a = cgroups.create('a')
+    answer = {a.strip('/'): {A.RDT: RDTAllocation(name='be', l3='L3:0=00f;1=00f')}}
+    made, metrics, anomalies, stored = rdt_runner(tree, tmp_path, StaticNode(tasks=[a]), answer)
+    made.iterate()
+    made.iterate()
+    mon_group = os.path.join('be', 'mon_groups', group_name(a))
+    assert set(tree.tasks(mon_group)) == threads(cgroups, a)
+    tree.rmdir('be')  # its monitoring group goes with it; the kernel puts its threads in root
+    for iteration in range(3):
+        made.iterate()
+        assert metrics.value('wca_iterations_total') == 3 + iteration  # stored, every iteration
+        assert metrics.value('task_up') == 1
+    assert schemata(tree, 'be')['L3'] == {'0': 0xf, '1': 0xf}
+    assert set(tree.tasks('be')) == threads(cgroups, a)
+    assert set(tree.tasks(mon_group)) == threads(cgroups, a)
+    assert metrics.value('wca_rdt_repairs_total', what='control_group_removed') == 1
+    assert written(stored)['rdt'] == 2  # made, and made again
+    assert rejected(stored) == {}
+    warnings = [r.getMessage() for r in caplog.records if 'removed by someone else' in
+                r.getMessage()]
+    assert warnings == ["RDT: control group 'be' was removed by someone else; its tasks are in "
+                        "the root group until their allocation is applied again",
+                        'resctrl: monitoring group %s of task %s was removed by someone else; '
+                        'made again' % (mon_group, a.strip('/'))]
+    made.close()
+    assert not os.path.exists(tree.path('be'))
+
+
+def test_threads_moved_out_of_a_control_group_are_moved_back(tree, tmp_path, cgroups,
+                                                             monkeypatch):
+    monkeypatch.setattr(tasks, 'VERIFY_SECONDS', 0)  # each group read back every iteration
+    a = cgroups.create('a')
+    answer = {a.strip('/'): {A.RDT: RDTAllocation(name='be')}}
+    made, metrics, anomalies, stored = rdt_runner(tree, tmp_path, StaticNode(tasks=[a]), answer)
+    made.iterate()
+    made.iterate()
+    mine = threads(cgroups, a)
+    with open(tree.path('be', 'tasks'), 'w') as f:  # someone moved them out (to another group)
+        f.write('')
+    made.iterate()
+    assert set(tree.tasks('be')) == mine
+    assert metrics.value('wca_rdt_repairs_total', what='threads_moved_back') >= len(mine)
+    made.close()
+
+
+def test_a_crashed_runs_control_groups_are_removed_at_the_next_start(tree, tmp_path, cgroups):
+    """Killed with a task in its group, and its record lost: the next start removes the group it
+    made (by its mark) and leaves another tool's alone."""
+    a = cgroups.create('a')
+    tree.mkdir('theirs')
+    answer = {a.strip('/'): {A.RDT: RDTAllocation(name='be')}}
+    made, metrics, anomalies, stored = rdt_runner(tree, tmp_path, StaticNode(tasks=[a]), answer)
+    made.iterate()
+    assert os.path.isdir(tree.path('be')) and tree.groups('be') == [group_name(a)]
+    os.unlink(str(tmp_path / 'groups'))  # killed; and the record is gone
+    made, metrics, anomalies, stored = rdt_runner(tree, tmp_path, StaticNode(), {})
+    made.iterate()
+    assert not os.path.exists(tree.path('be')) and os.path.isdir(tree.path('theirs'))
+    made.close()
+
+
+def test_a_control_group_removed_while_the_allocator_runs(tree, tmp_path, cgroups):
+    """Removed between the read of what the kernel holds and the write: made again in that same
+    iteration, the task's threads moved back in."""
+    a = cgroups.create('a')
+    removing = []
+
+    def answer(tasks_data):
+        if removing:
+            tree.rmdir(removing.pop())
+        return {a.strip('/'): {A.RDT: RDTAllocation(name='be', mb='MB:0=50')}}
+    made, metrics, anomalies, stored = rdt_runner(tree, tmp_path, StaticNode(tasks=[a]), answer)
+    made.iterate()
+    removing.append('be')
+    made.iterate()
+    assert schemata(tree, 'be')['MB'] == {'0': 50, '1': 100}
+    assert set(tree.tasks('be')) == threads(cgroups, a)
+    assert rejected(stored) == {} and written(stored)['rdt'] == 2
+    made.iterate()  # (counted after this iteration's metrics were collected: in the next)
+    assert metrics.value('wca_rdt_repairs_total', what='control_group_removed') == 1
+    made.close()

@@ -9,8 +9,9 @@ import pytest
 from conftest import require_root
 from resctrl_tree import resctrl_tree
 from wca.platforms import RDTInformation
-from wca.resctrl.groups import (GroupRecord, OutOfIds, group_name, make_group, monitoring_group,
-                                out_of_ids_message, remove_group, start_record, valid_name)
+from wca.resctrl.groups import (GroupRecord, OutOfIds, group_name, make_group, marked,
+                                marked_groups, monitoring_group, out_of_ids_message, remove_group,
+                                start_record, valid_name)
 
 
 @pytest.fixture
@@ -112,17 +113,40 @@ def test_record_is_compacted(tmp_path):
     assert GroupRecord(path, '/r', boot_id(tmp_path, 'b1')).leftovers() == ['mon_groups/kept']
 
 
-def test_unwritable_record_is_one_warning(tmp_path, caplog):
-    record = GroupRecord(str(tmp_path / 'missing-dir' / 'record'), '/r', boot_id(tmp_path, 'b'))
+def test_a_missing_directory_of_the_record_is_made(tmp_path):
+    path = tmp_path / 'var-lib-wca' / 'record'  # /var/lib/wca exists only after a package install
+    record = GroupRecord(str(path), '/r', boot_id(tmp_path, 'b'))
+    record.start([])
+    record.made('mon_groups/a')
+    assert record.writable
+    assert path.read_text() == 'boot_id b\nroot /r\n+mon_groups/a\n'
+
+
+def test_unwritable_record_is_one_warning_naming_file_and_reason(tmp_path, caplog):
+    (tmp_path / 'a-file').write_text('')
+    path = str(tmp_path / 'a-file' / 'record')
+    record = GroupRecord(path, '/r', boot_id(tmp_path, 'b'))
     record.start([])
     record.made('mon_groups/a')
     record.removed('mon_groups/a')
     warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
-    assert len(warnings) == 1
-    assert 'cannot write it' in warnings[0] and 'rdt_groups_file' in warnings[0]
+    assert warnings == ['resctrl groups record %s: cannot make its directory: File exists; going '
+                        'on without it: the next start finds the groups this run leaves behind '
+                        'by their mark only (set rdt_groups_file to a writable file)' % path]
+    assert not record.writable and record.configured
 
 
-def test_start_removes_only_the_recorded_leftovers(tree, tmp_path, caplog):
+def test_groups_the_agent_makes_carry_its_mark(tree):
+    info = tree.information()
+    make_group(tree, 'mon_groups/ours', info)
+    make_group(tree, 'gold', info)
+    tree.mkdir('mon_groups/theirs')
+    assert marked(tree, 'mon_groups/ours') and marked(tree, 'gold')
+    assert not marked(tree, 'mon_groups/theirs') and not marked(tree, 'mon_groups/missing')
+    assert sorted(marked_groups(tree)) == ['gold', 'mon_groups/ours']
+
+
+def test_start_removes_only_the_agents_leftovers(tree, tmp_path, caplog):
     caplog.set_level(logging.INFO)
     info = tree.information()
     path = str(tmp_path / 'record')
@@ -130,13 +154,14 @@ def test_start_removes_only_the_recorded_leftovers(tree, tmp_path, caplog):
     for name in ('ours1', 'ours2'):
         first.made('mon_groups/' + name)
         make_group(tree, 'mon_groups/' + name, info)
-    make_group(tree, 'mon_groups/operators', info)  # not in the record: someone else's
-    make_group(tree, 'gold', info)  # a control group of another tool
-    make_group(tree, 'gold/mon_groups/theirs', info)
+    tree.mkdir('mon_groups/operators')  # not in the record, not marked: someone else's
+    tree.mkdir('gold')  # a control group of another tool
+    tree.mkdir('gold/mon_groups/theirs')
+    make_group(tree, 'gold/mon_groups/ours3', info)  # the record lost it: marked
     # The agent is killed here; the next start removes its own groups and nothing else.
     second = start_record(path, tree)
     assert tree.groups() == ['operators']
     assert tree.groups('gold') == ['theirs']
     assert second.leftovers() == []
-    assert 'removed 2 groups an earlier run left behind: mon_groups/ours1, mon_groups/ours2' \
-        in caplog.text
+    assert 'removed 3 groups an earlier run left behind: gold/mon_groups/ours3, ' \
+        'mon_groups/ours1, mon_groups/ours2' in caplog.text

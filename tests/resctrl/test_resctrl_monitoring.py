@@ -15,9 +15,10 @@ from resctrl_tree import resctrl_tree
 from testing.recording import Recording
 from wca.cgroups.layout import CgroupLayout
 from wca.exposition import encode
-from wca.nodes.base import Task
+from wca.nodes.base import Node, Task
 from wca.nodes.static import CgroupDirectoryNode, StaticNode
 from wca.resctrl.groups import group_name, start_record
+from wca.resctrl import tasks
 from wca.resctrl.monitoring import RDTMonitoring
 from wca.resctrl.tasks import TasksWriter
 from wca.runners.measurement import MeasurementRunner
@@ -304,3 +305,99 @@ def test_garbage_reading_is_a_counted_failure_logged_once(cgroups, tree, tmp_pat
     failures = [r.getMessage() for r in caplog.records if 'cannot parse' in r.getMessage()]
     assert len(failures) == 1 and tree.path(group, 'mon_data/mon_L3_01/llc_occupancy') in failures[0]
     runner.close()
+
+
+@pytest.mark.parametrize('record', ['present', 'missing', 'unwritable'])
+def test_restarts_after_crashes_remove_their_own_groups_only(cgroups, tree, tmp_path,
+                                                             caplog, record):
+    """Three runs, each killed after one iteration, each with new tasks, on hardware with RMIDs
+    for three groups, one of them an operator's: every run's tasks get RMIDs (the next start
+    removes what the crashed one left), whatever became of the record; the operator's group
+    stays."""
+    tree.limit_groups(3)
+    tree.mkdir('mon_groups/operators-own')
+    if record == 'unwritable':
+        (tmp_path / 'a-file').write_text('')
+        record_file = tmp_path / 'a-file' / 'record'
+    else:
+        record_file = tmp_path / 'var-lib-wca' / 'record'  # its directory is made
+    for run in range(3):
+        paths = [cgroups.create('run%d-%s' % (run, n)) for n in 'ab']
+        storage = Recording()
+        runner = MeasurementRunner(node=StaticNode(tasks=paths), metrics_storage=storage,
+                                   interval=0, resctrl=tree, rdt_groups_file=str(record_file))
+        runner.iterate()
+        assert tree.groups() == sorted(['operators-own'] + [group_name(p) for p in paths])
+        assert len(storage.last('task_llc_occupancy_bytes')) == 2
+        if record == 'missing':
+            record_file.unlink()  # (an operator cleaned /var/lib/wca, or it is a tmpfs)
+        # killed here: never closed
+    assert storage.value('wca_rdt_groups_record_writable') == (record != 'unwritable')
+    unwritable = [r for r in caplog.records if 'resctrl groups record' in r.getMessage()]
+    assert len(unwritable) == (3 if record == 'unwritable' else 0)  # one per run
+
+
+def test_threads_moved_out_of_a_monitoring_group_are_moved_back(cgroups, tree, tmp_path,
+                                                                monkeypatch):
+    monkeypatch.setattr(tasks, 'VERIFY_SECONDS', 0)  # each group read back every iteration
+    path, threads = threaded_task(cgroups, 't')
+    storage = Recording()
+    runner = runner_for(tree, tmp_path, StaticNode(tasks=[path]), storage)
+    runner.iterate()
+    group = 'mon_groups/' + group_name(path)
+    assert sorted(tree.tasks(group)) == threads
+    with open(tree.path(group, 'tasks'), 'w') as f:  # someone moved two of them elsewhere
+        f.write('%d\n' % threads[0])
+    runner.iterate()
+    assert sorted(tree.tasks(group)) == threads
+    assert storage.value('wca_rdt_repairs_total', what='threads_moved_back') == 2
+    runner.close()
+
+
+def test_rdt_gauges_are_this_iterations(cgroups, tree, tmp_path):
+    """wca_rdt_monitoring_groups and wca_rdt_tasks_waiting count the groups as the iteration
+    that stores them left them, not as the one before did."""
+    tree.limit_groups(1)
+    storage = Recording()
+    runner = runner_for(tree, tmp_path, CgroupDirectoryNode(root=cgroups.parent), storage)
+    runner.iterate()
+    assert storage.value('wca_rdt_monitoring_groups') == 0
+    first = cgroups.create('first')
+    runner.iterate()
+    assert storage.value('wca_rdt_monitoring_groups') == 1
+    assert storage.value('wca_rdt_tasks_waiting') == 0
+    second = cgroups.create('second')
+    runner.iterate()
+    assert storage.value('wca_rdt_tasks_waiting') == 1  # out of RMIDs
+    cgroups.remove(first)
+    runner.iterate()  # first goes, second gets its RMID
+    assert storage.value('wca_rdt_tasks_waiting') == 0
+    assert storage.value('wca_rdt_monitoring_groups') == 1
+    assert tree.groups() == [group_name(second)]
+    runner.close()
+
+
+class Relaunching(Node):
+    def __init__(self, tasks):
+        self.tasks = tasks
+
+    def get_tasks(self):
+        return list(self.tasks)
+
+
+def test_a_task_relaunched_in_the_same_cgroup_gets_its_group(cgroups, tree, tmp_path):
+    """A new task id on the cgroup path of one that leaves in the same iteration (the new task is
+    opened before the old one is closed): it gets the group as soon as the name is free."""
+    path, threads = threaded_task(cgroups, 't')
+    node = Relaunching([Task(name='t', task_id='first', cgroup_path=path)])
+    storage = Recording()
+    runner = runner_for(tree, tmp_path, node, storage)
+    runner.iterate()
+    node.tasks = [Task(name='t', task_id='second', cgroup_path=path)]
+    runner.iterate()
+    assert tree.groups() == [group_name(path)]
+    assert sorted(tree.tasks('mon_groups/' + group_name(path))) == threads
+    assert storage.value('task_llc_occupancy_bytes', task_id='second') == 0
+    assert storage.value('wca_rdt_monitoring_groups') == 1
+    runner.close()
+    assert tree.groups() == []

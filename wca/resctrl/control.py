@@ -17,6 +17,14 @@ at most 100 unless resctrl counts MB in MBps), the number of CLOSIDs (the root g
 and two tasks asking one group for different schemata. A write the kernel refuses is reported
 with its own reason (info/last_cmd_status).
 
+What the kernel holds is the truth, the agent's bookkeeping only says what it made: every
+iteration each group is checked to exist, and its `tasks` file is read back every VERIFY_SECONDS
+(tasks.py: the task's threads it does not list are moved back in); a group removed by someone
+else puts its tasks back in the root group, where the kernel put them
+(wca_rdt_repairs_total{what="control_group_removed"}, one warning): the next allocation naming
+it makes it again and moves them in. A failure costs only that group's allocation, counted;
+nothing of it reaches the runner as an exception.
+
 At start the root group is reset: the full mask on every L3 domain and 100 % bandwidth, or the
 AllocationConfiguration's default_rdt_l3 / default_rdt_mb; remove_all_resctrl_groups removes
 every control and monitoring group first (other tools' too, as the original agent did).
@@ -32,17 +40,18 @@ from wca.allocations import (CONFLICT, KERNEL_REFUSED, OUT_OF_CLOSIDS, PERMISSIO
 from wca.allocators import RDTAllocation
 from wca.cgroups.layout import GONE, CgroupLayout, CgroupVanished
 from wca.nodes.base import Task
-from wca.resctrl.groups import OutOfIds, group_name, make_group, remove_group, valid_name
+from wca.resctrl.groups import (SPECIAL, OutOfIds, group_name, listdir, make_group, marked,
+                                remove_group, valid_name)
 from wca.resctrl.info import ResctrlUnavailable
 from wca.resctrl.rdt import RDT
 from wca.resctrl.schemata import check_l3, check_mb, domain_order, line_of, parse_schemata
-from wca.resctrl.tasks import Bookkeeping, MissingPrivileges, thread_files
+from wca.resctrl.tasks import (Bookkeeping, MissingPrivileges, Verification, sync_threads,
+                               thread_files)
 from wca.sources import TaskSource, TaskSourceFactory
 
 log = logging.getLogger(__name__)
 
 ROOT = ''
-_SPECIAL = ('info', 'mon_groups', 'mon_data')
 
 
 class Rejected(Exception):
@@ -71,6 +80,7 @@ class RDTControl(Bookkeeping, TaskSourceFactory):
         self.information = rdt.information
         self.layout = layout
         self.errors = errors
+        self.repairs = rdt.repairs
         self.cache = bool(self.information.rdt_cache_control_enabled)
         self.mb = bool(self.information.rdt_mb_control_enabled)
         self.domains = {}  # type: Dict[str, List[str]]  resource -> domain ids (root schemata)
@@ -138,12 +148,12 @@ class RDTControl(Bookkeeping, TaskSourceFactory):
     def _remove_all(self):
         removed = []
         monitoring = self.resctrl.path('mon_groups')
-        for name in _listdir(monitoring):
+        for name in listdir(monitoring):
             if os.path.isdir(os.path.join(monitoring, name)) and \
                     remove_group(self.resctrl, os.path.join('mon_groups', name)):
                 removed.append('mon_groups/' + name)
-        for name in _listdir(self.resctrl.root):
-            if name not in _SPECIAL and os.path.exists(self.resctrl.path(name, 'tasks')) and \
+        for name in listdir(self.resctrl.root):
+            if name not in SPECIAL and os.path.exists(self.resctrl.path(name, 'tasks')) and \
                     remove_group(self.resctrl, name):
                 removed.append(name)
         log.info('RDT: remove_all_resctrl_groups: removed %d group%s%s', len(removed),
@@ -192,14 +202,18 @@ class RDTControl(Bookkeeping, TaskSourceFactory):
         """Each task's group and its schemata, read once per group this iteration."""
         if not (self.cache or self.mb):
             return {}
-        for group in self.groups.values():
-            if group.members or group.name == ROOT:
+        for group in list(self.groups.values()):
+            if group.name != ROOT and not os.path.isdir(self.resctrl.path(group.name)):
+                self.vanished(group.name)
+            elif group.members or group.name == ROOT:
                 group.schemata = self._read_schemata(group.name)
         found = {}
         for task_id in task_ids:
             member = self.members.get(task_id)
             if member is None:
                 continue
+            if member.group not in self.groups:  # (never: vanished() moves its tasks to ROOT)
+                self.vanished(member.group)
             schemata = self.groups[member.group].schemata
             found[task_id] = RDTAllocation(
                 name=member.group,
@@ -295,10 +309,14 @@ class RDTControl(Bookkeeping, TaskSourceFactory):
         group = self.groups.get(name)
         if group is not None and (name == ROOT or os.path.isdir(self.resctrl.path(name))):
             return
-        if group is not None:  # removed behind the agent's back: made again
-            self._forget_group(group)
+        if group is not None:  # removed behind the agent's back: its tasks are in ROOT now
+            self.vanished(name)
         made = False
-        if not os.path.isdir(self.resctrl.path(name)):
+        if marked(self.resctrl, name):  # the agent's, left by an earlier run
+            self.rdt.record.made(name)
+            made = True
+            log.info('RDT: control group %r (made by an earlier run of the agent) used', name)
+        elif not os.path.isdir(self.resctrl.path(name)):
             self.rdt.record.made(name)
             try:
                 made = make_group(self.resctrl, name, self.information)
@@ -362,18 +380,17 @@ class RDTControl(Bookkeeping, TaskSourceFactory):
 
     def _move(self, member: 'ControlMember', name: str) -> bool:
         """Moves all the task's threads into group `name`; its monitoring group follows."""
-        try:
-            ids = member.thread_ids()
-        except CgroupVanished as e:
-            raise Rejected(VANISHED, str(e))
         tasks_file = self.resctrl.path(name, 'tasks')
         try:
-            moved, gone, failed = self.rdt.writer.write(tasks_file, sorted(ids))
+            synced = self.sync(member, tasks_file)
+        except CgroupVanished as e:
+            raise Rejected(VANISHED, str(e))
         except MissingPrivileges as e:
             raise Rejected(PERMISSION, str(e))
         except OSError as e:
             raise Rejected(_reason(e), 'cannot write to %s: %s%s' % (tasks_file, e.strerror or e,
                                                                      self._said()))
+        moved, failed = synced.moved, synced.failed
         if failed:
             tid, error = next(iter(failed.items()))
             if not moved:
@@ -387,7 +404,8 @@ class RDTControl(Bookkeeping, TaskSourceFactory):
             old.members.discard(member.task_id)
         self.groups[name].members.add(member.task_id)
         member.group = name
-        member.written = set(moved)
+        member.written = synced.ids.difference(synced.gone).difference(failed)
+        member.refused = set(failed)
         monitoring = self.rdt.monitoring
         if monitoring is not None:
             source = monitoring.groups.get(group_name(member.cgroup_path))
@@ -395,6 +413,39 @@ class RDTControl(Bookkeeping, TaskSourceFactory):
                     source.control_group != name:
                 source.move_to(name)
         return True
+
+    def sync(self, member: 'ControlMember', tasks_file: str, known=None, refused=()):
+        """tasks.sync_threads for a member (strangers go back to the root group), strangers
+        counted and warned about."""
+        synced = sync_threads(self.rdt.writer, member.thread_files, member.cgroup_path,
+                              tasks_file, self.resctrl.path(ROOT, 'tasks'), known, refused)
+        if synced.strangers:
+            self.repaired('strangers_moved_out', len(synced.strangers))
+            self.warn_once(('stranger', member.task_id), 'RDT: task %s: thread %d, moved into %s,'
+                           ' is not the task\'s (its id was reused after a thread of the task '
+                           'exited): moved back to the root group', member.task_id,
+                           synced.strangers[0], tasks_file)
+        return synced
+
+    def vanished(self, name: str):
+        """Group `name` was removed by someone else: the kernel put its tasks in the root
+        group, and so does the agent's bookkeeping (an allocation naming the group makes it
+        again and moves them back in). Counted; warned about once per group."""
+        if name == ROOT:
+            return
+        group = self.groups.pop(name, None)
+        self.repaired('control_group_removed')
+        self.warn_once(('gone', name), 'RDT: control group %r was removed by someone else; its '
+                       'tasks are in the root group until their allocation is applied again',
+                       name)
+        if group is not None and group.made:
+            self.rdt.record.removed(name)
+        root = self.groups[ROOT]
+        for member in self.members.values():
+            if member.group == name:
+                member.group = ROOT
+                member.written, member.refused = set(), set()
+                root.members.add(member.task_id)
 
     def _remove_empty(self):
         for group in list(self.groups.values()):
@@ -448,65 +499,51 @@ class ControlMember(TaskSource):
         self.thread_files = thread_files
         self.group = ROOT
         self.written = set()  # type: Set[int]  thread ids known to be in the group
+        self.refused = set()  # type: Set[int]  thread ids the kernel would not move into it
+        self.verification = Verification()
 
     @property
     def files(self) -> List[str]:
         return list(self.thread_files) if self.group != ROOT else []
 
-    def thread_ids(self) -> Set[int]:
-        ids = set()  # type: Set[int]
-        for path in self.thread_files:
-            try:
-                ids.update(map(int, fsutil.read_bytes(path).split()))
-            except OSError as e:
-                if e.errno in GONE and path is self.thread_files[0]:
-                    raise CgroupVanished(self.cgroup_path, path)
-            except ValueError:
-                continue
-        return ids
-
     def measure(self, measurements) -> None:
+        """The task's threads that its group does not list (new ones, or moved out by someone
+        else) moved in; a group removed by someone else noticed (RDTControl.vanished)."""
         if self.group == ROOT:
             return
-        ids = self.thread_ids()
-        new = ids.difference(self.written)
-        if not new:
-            self.written = ids
-            return
         c = self.control
+        if not os.path.isdir(c.resctrl.path(self.group)):  # a stat: every iteration
+            c.vanished(self.group)
+            return
         tasks_file = c.resctrl.path(self.group, 'tasks')
         try:
-            moved, gone, failed = c.rdt.writer.write(tasks_file, sorted(new))
+            synced = c.sync(self, tasks_file,
+                            None if self.verification.now() else self.written, self.refused)
         except MissingPrivileges as e:
             c.warn_once(('privileges',), 'RDT: cannot move threads into control groups: %s', e)
             return
         except OSError as e:
             if e.errno in GONE:  # the group was removed: its threads are in the root group now
-                c.warn_once(('gone', self.group), 'RDT: control group %r was removed by someone '
-                            'else; its tasks are in the root group until allocated again',
-                            self.group)
-                group = c.groups.get(self.group)
-                if group is not None:
-                    group.members.discard(self.task_id)
-                    if not group.members:
-                        c.groups.pop(group.name, None)
-                        if group.made:
-                            c.rdt.record.removed(group.name)
-                self.group = ROOT
-                c.groups[ROOT].members.add(self.task_id)
-                self.written = set()
+                c.vanished(self.group)
                 return
             c.count_error()
             c.warn_once(('write', self.task_id, e.errno), 'RDT: task %s: cannot write to %s: %s',
                         self.task_id, tasks_file, e.strerror or e)
             return
-        if failed:
+        moved_out = self.written.intersection(synced.moved)
+        if moved_out:
+            c.repaired('threads_moved_back', len(moved_out))
+            log.info('RDT: task %s: %d of its threads (%d first) were moved out of group %r by '
+                     'someone else; moved back', self.task_id, len(moved_out), min(moved_out),
+                     self.group)
+        if synced.failed:
             c.count_error()
-            tid, error = next(iter(failed.items()))
+            tid, error = next(iter(synced.failed.items()))
             c.warn_once(('move', self.task_id, error.errno), 'RDT: task %s: %d new threads (%d '
-                        'first) not moved into group %r: %s%s', self.task_id, len(failed), tid,
-                        self.group, error.strerror or error, c._said())
-        self.written = ids.difference(gone).difference(failed)
+                        'first) not moved into group %r: %s%s', self.task_id, len(synced.failed),
+                        tid, self.group, error.strerror or error, c._said())
+        self.written = synced.ids.difference(synced.gone).difference(synced.failed)
+        self.refused = self.refused.union(synced.failed).intersection(synced.ids)
 
     def close(self) -> None:
         self.control.release(self)
@@ -518,10 +555,3 @@ def _reason(error: OSError) -> str:
     if error.errno in GONE:
         return VANISHED
     return KERNEL_REFUSED
-
-
-def _listdir(path: str) -> List[str]:
-    try:
-        return sorted(os.listdir(path))
-    except OSError:
-        return []

@@ -6,13 +6,20 @@ under a control group's mon_groups/) an RMID; the hardware has few of either (in
 info/L3_MON/num_rmids), and mkdir fails with ENOSPC when they are all in use, or with EBUSY when
 the free RMIDs are all still "in limbo" (recently freed, their cache lines not yet evicted).
 
-Which groups are the agent's own: a record file (GroupRecord), not a name prefix, so the groups
-keep the names the original agent gave them. The next start removes what the record lists and
-nothing else: groups of other tools, or an operator's, are never touched.
+Which groups are the agent's own, known without trusting any file of the agent's: each is made
+with the sticky bit in its mode (mkdir with mode 01755: resctrl keeps the mode it is given, and
+no other resctrl user sets that bit; a sticky directory whose entries only the kernel makes
+changes nothing), so the names stay those the original agent gave them. The record file
+(GroupRecord) lists them too, for groups whose mark a kernel did not keep. The next start removes
+what is marked or recorded, and nothing else: groups of other tools, or an operator's, are never
+touched, and a crash leaves nothing that later runs adopt as foreign (which would hold RMIDs for
+good). Two agents on one resctrl mount are not supported (each would remove the other's groups
+at its start).
 """
 import errno
 import logging
 import os
+import stat
 from typing import Dict, List, Optional  # noqa: F401 (type comments)
 
 from wca import fsutil
@@ -23,6 +30,8 @@ log = logging.getLogger(__name__)
 
 OUT_OF_IDS = (errno.ENOSPC, errno.EBUSY)
 BOOT_ID = '/proc/sys/kernel/random/boot_id'
+MARK = stat.S_ISVTX  # in the mode of every group the agent makes
+SPECIAL = ('info', 'mon_groups', 'mon_data')
 
 
 class OutOfIds(Exception):
@@ -43,7 +52,7 @@ def group_name(cgroup_path: str) -> str:
 
 def valid_name(name: str) -> bool:
     """Whether resctrl (and the record file) can hold a group of this name."""
-    return bool(name) and name not in ('.', '..', 'info', 'mon_groups', 'mon_data') \
+    return bool(name) and name not in ('.', '..') + SPECIAL \
         and '\n' not in name and len(name.encode('utf-8', 'surrogateescape')) <= 255
 
 
@@ -54,10 +63,15 @@ def monitoring_group(name: str, control_group: str = '') -> str:
 
 
 def make_group(resctrl: Resctrl, relative: str, information: RDTInformation) -> bool:
-    """Makes a group; True when made, False when it existed already. Raises OutOfIds when the
-    hardware has no id for it, OSError for anything else."""
+    """Makes a group, marked as the agent's; True when made, False when it existed already.
+    Raises OutOfIds when the hardware has no id for it, OSError for anything else."""
     try:
-        resctrl.mkdir(relative)
+        resctrl.mkdir(relative, 0o755 | MARK)
+        if not marked(resctrl, relative):  # a kernel that did not keep the mode: set it
+            try:
+                os.chmod(resctrl.path(relative), 0o755 | MARK)
+            except OSError as e:
+                log.debug('resctrl: cannot mark group %s: %s (it is in the record)', relative, e)
         return True
     except OSError as e:
         if e.errno == errno.EEXIST:
@@ -67,6 +81,38 @@ def make_group(resctrl: Resctrl, relative: str, information: RDTInformation) -> 
                 e.errno, 'mon_groups' in relative.split('/'), information,
                 resctrl.last_cmd_status()))
         raise
+
+
+def marked(resctrl: Resctrl, relative: str) -> bool:
+    """Whether a group carries the agent's mark (made by this agent, in this run or an earlier
+    one); False when it does not exist."""
+    try:
+        return bool(os.stat(resctrl.path(relative)).st_mode & MARK)
+    except OSError:
+        return False
+
+
+def marked_groups(resctrl: Resctrl) -> List[str]:
+    """Every group carrying the agent's mark: control groups, and monitoring groups of any
+    control group (the root group's, the agent's, others')."""
+    found = []
+    for name in [''] + listdir(resctrl.root):
+        if name and (name in SPECIAL or not os.path.exists(resctrl.path(name, 'tasks'))):
+            continue  # not a control group
+        if name and marked(resctrl, name):
+            found.append(name)
+        monitoring = os.path.join(name, 'mon_groups')
+        found.extend(os.path.join(monitoring, child) for child in listdir(resctrl.path(monitoring))
+                     if marked(resctrl, os.path.join(monitoring, child)))
+    return found
+
+
+def listdir(path: str) -> List[str]:
+    """A directory's entries, sorted; [] when it cannot be listed."""
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return []
 
 
 def remove_group(resctrl: Resctrl, relative: str) -> bool:
@@ -111,8 +157,10 @@ class GroupRecord:
     exist listed. A record of another boot or another resctrl root is ignored: groups do not
     survive a reboot or a remount. Compacted at start and when it grows long.
 
-    A record that cannot be written is warned about once; the agent then goes on without it
-    (what this run leaves behind, only a later run's own tasks would clean up)."""
+    A missing directory is made (0755: /var/lib/wca exists only after a package install). A
+    record that cannot be written is warned about once, naming the file and why, and shown by
+    `writable` (wca_rdt_groups_record_writable 0); the agent goes on: its groups carry its mark,
+    which is what the next start finds them by."""
 
     def __init__(self, path: Optional[str], root: str, boot_id_file: str = BOOT_ID):
         self.path = path
@@ -123,6 +171,12 @@ class GroupRecord:
             self.boot_id = 'unknown'
         self.live = {}  # type: Dict[str, None]  groups made and not removed, in order
         self._lines = 0
+        self.configured = path is not None  # rdt_groups_file: null turns the record off
+        self.problem = None  # type: Optional[str]  why it cannot be written (warned once)
+
+    @property
+    def writable(self) -> bool:
+        return self.problem is None
 
     def leftovers(self) -> List[str]:
         """The groups the record lists as made and not removed, by a run of this boot on this
@@ -181,6 +235,14 @@ class GroupRecord:
     def _rewrite(self) -> None:
         if not self.path:
             return
+        directory = os.path.dirname(self.path)
+        if directory and not os.path.isdir(directory):
+            try:
+                os.makedirs(directory, 0o755)
+                log.info('resctrl: made %s for the record of the agent\'s groups', directory)
+            except OSError as e:
+                self._disable('cannot make its directory: %s' % (e.strerror or e))
+                return
         lines = ['boot_id ' + self.boot_id, 'root ' + self.root] + ['+' + g for g in self.live]
         temporary = '%s.%d.tmp' % (self.path, os.getpid())
         try:
@@ -197,18 +259,21 @@ class GroupRecord:
             self._disable('cannot write it: %s' % (e.strerror or e))
 
     def _disable(self, reason: str) -> None:
-        log.warning('resctrl groups record %s: %s; groups this run leaves behind (if it is killed)'
-                    ' will not be removed at the next start (set rdt_groups_file to a writable '
-                    'file)', self.path, reason)
+        log.warning('resctrl groups record %s: %s; going on without it: the next start finds the '
+                    'groups this run leaves behind by their mark only (set rdt_groups_file to a '
+                    'writable file)', self.path, reason)
+        self.problem = reason
         self.path = None
 
 
 def start_record(path: Optional[str], resctrl: Resctrl) -> GroupRecord:
-    """The record of this run, after removing the groups an earlier run of this boot left behind
-    (monitoring groups before the control groups holding them)."""
+    """The record of this run, after removing the groups an earlier run left behind: those
+    carrying the agent's mark, and those the record of this boot lists (monitoring groups before
+    the control groups holding them)."""
     record = GroupRecord(path, resctrl.root)
     removed, kept = [], []
-    for relative in sorted(record.leftovers(), key=lambda g: -g.count('/')):
+    leftovers = set(record.leftovers()).union(marked_groups(resctrl))
+    for relative in sorted(leftovers, key=lambda g: (-g.count('/'), g)):
         try:
             if remove_group(resctrl, relative):
                 removed.append(relative)

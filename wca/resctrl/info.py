@@ -65,11 +65,11 @@ class Resctrl:
     def path(self, *relative: str) -> str:
         return os.path.join(self.root, *relative)
 
-    def mkdir(self, relative: str) -> None:
+    def mkdir(self, relative: str, mode: int = 0o777) -> None:
         """Makes a group: under the root a control group, under a mon_groups/ a monitoring
         group; the kernel fills it with its files (and fails with ENOSPC when it is out of
-        CLOSIDs or RMIDs)."""
-        os.mkdir(self.path(relative))
+        CLOSIDs or RMIDs). The directory gets `mode` (less the umask), the sticky bit too."""
+        os.mkdir(self.path(relative), mode)
 
     def rmdir(self, relative: str) -> None:
         """Removes a group with its files; its tasks go back to the parent group."""

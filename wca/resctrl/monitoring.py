@@ -4,15 +4,21 @@ When a task appears, a monitoring group is made for it, mon_groups/<name>, named
 agent named it (the cgroup path without the leading '/', '/' replaced by '-'). Every iteration:
 
 - the task's threads are read from its cgroup's `tasks` file (cgroup v1; `cgroup.threads` on
-  cgroup v2; for a pod also each container's), and those not yet written are written into the
-  group, one id per write(). Threads started later by a thread of the group inherit the group,
-  so after the first iteration there is usually nothing to write; a thread that exited
-  meanwhile (ESRCH) is normal.
+  cgroup v2; for a pod also each container's), and those the group's own `tasks` file does not
+  hold are written into the group, one id per write() (tasks.sync_threads). Threads started
+  later by a thread of the group inherit the group, so after the first iteration there is
+  usually nothing to write; a thread that exited meanwhile (ESRCH) is normal; one that someone
+  moved out is moved back when the group is next read back (every VERIFY_SECONDS; counted in
+  wca_rdt_repairs_total{what="threads_moved_back"}).
 - mon_data/mon_L3_*/{llc_occupancy,mbm_local_bytes,mbm_total_bytes} are read and summed over the
   L3 domains. A domain answering `Unavailable` (or `Error`) leaves that metric out for the
   iteration (counted in wca_rdt_unavailable_readings_total), never a partial sum.
 
-The group is removed the moment the task goes. When the hardware is out of RMIDs (mkdir fails
+The group is removed the moment the task goes. One removed by someone else is made again at
+the next measurement (wca_rdt_repairs_total{what="monitoring_group_removed"}), under the root
+group when its control group went with it. A group found existing when a task appears is the
+agent's when it carries its mark (groups.py: left by an earlier run), else someone else's: used
+and left in place. When the hardware is out of RMIDs (mkdir fails
 with ENOSPC, or EBUSY while freed ones are in limbo) the task has no RDT metrics until one frees
 up: one warning naming the limit, the mkdir retried every iteration, the agent goes on
 (wca_rdt_tasks_waiting counts those tasks).
@@ -25,14 +31,15 @@ import os
 from typing import Dict, List, Optional, Set, Tuple  # noqa: F401 (type comments)
 
 from wca import fsutil
-from wca.cgroups.layout import GONE, CgroupLayout, CgroupVanished
+from wca.cgroups.layout import GONE, CgroupLayout
 from wca.metrics import Measurements, MetricName
 from wca.nodes.base import Task
 from wca.platforms import RDTInformation
-from wca.resctrl.groups import (GroupRecord, OutOfIds, group_name, make_group, monitoring_group,
-                                remove_group, valid_name)
+from wca.resctrl.groups import (GroupRecord, OutOfIds, group_name, make_group, marked,
+                                monitoring_group, remove_group, valid_name)
 from wca.resctrl.info import Resctrl
-from wca.resctrl.tasks import Bookkeeping, MissingPrivileges, TasksWriter, thread_files
+from wca.resctrl.tasks import (Bookkeeping, MissingPrivileges, TasksWriter, Verification,
+                               sync_threads, thread_files)
 from wca.sources import PlatformSource, TaskSource, TaskSourceFactory
 
 log = logging.getLogger(__name__)
@@ -43,7 +50,6 @@ EVENTS = (('llc_occupancy', MetricName.TASK_LLC_OCCUPANCY_BYTES),
           ('mbm_local_bytes', MetricName.TASK_MEM_BANDWIDTH_LOCAL_BYTES),
           ('mbm_total_bytes', MetricName.TASK_MEM_BANDWIDTH_BYTES))
 UNAVAILABLE = (b'Unavailable', b'Error')
-# Where a task's thread list is: the first v1 hierarchy holding its cgroup, else cgroup2.
 
 
 class RDTMonitoring(Bookkeeping, TaskSourceFactory):
@@ -51,11 +57,13 @@ class RDTMonitoring(Bookkeeping, TaskSourceFactory):
     the tasks waiting for an RMID, the count of unavailable readings."""
 
     def __init__(self, resctrl: Resctrl, information: RDTInformation, layout: CgroupLayout,
-                 errors: Dict[str, int], record: GroupRecord, writer: TasksWriter):
+                 errors: Dict[str, int], record: GroupRecord, writer: TasksWriter,
+                 repairs: Optional[Dict[str, int]] = None):
         self.resctrl = resctrl
         self.information = information
         self.layout = layout
         self.errors = errors
+        self.repairs = {} if repairs is None else repairs
         self.record = record
         self.writer = writer
         self.events = [(event, name) for event, name in EVENTS
@@ -65,6 +73,7 @@ class RDTMonitoring(Bookkeeping, TaskSourceFactory):
         self.unavailable = 0
         self._out_of_ids = None  # type: Optional[str]  the warning given while out of ids
         self._warned = set()  # type: Set[Tuple]
+        self._status = None  # type: Optional[RDTMonitoringStatus]
 
     def open(self, task: Task) -> Optional['MonitoringGroup']:
         name = group_name(task.cgroup_path)
@@ -72,19 +81,37 @@ class RDTMonitoring(Bookkeeping, TaskSourceFactory):
             self.warn_once(('name', task.task_id), 'task %s: no RDT metrics: its cgroup %s gives no '
                            'valid resctrl group name (%r)', task.task_id, task.cgroup_path, name)
             return None
-        holder = self.groups.get(name)
-        if holder is not None:
-            self.warn_once(('taken', task.task_id), 'task %s: no RDT metrics: its monitoring '
-                           'group %s is already that of task %s (cgroup paths that differ only '
-                           'in "/" and "-")', task.task_id, name, holder.task_id)
-            return None
         source = MonitoringGroup(self, task, name, thread_files(self.layout, task))
-        self.groups[name] = source
-        source.attach()
+        if self.claim(source):
+            source.attach()
+            self.publish()
+            return source
+        holder = self.groups[name]
+        if holder.cgroup_path == task.cgroup_path:  # relaunched: the task it replaces goes next
+            log.debug('resctrl: task %s: cgroup %s is still that of task %s; its monitoring '
+                      'group follows when that task goes', task.task_id, task.cgroup_path,
+                      holder.task_id)
+        else:
+            self.warn_once(('taken', task.task_id), 'task %s: no RDT metrics while task %s runs:'
+                           ' its monitoring group %s is that task\'s (cgroup paths that differ '
+                           'only in "/" and "-")', task.task_id, holder.task_id, name)
         return source
 
+    def claim(self, source: 'MonitoringGroup') -> bool:
+        """Gives a task its group's name, unless another task holds it (then tried again at
+        each measurement: a relaunched task is opened before the one it replaces is closed)."""
+        return self.groups.setdefault(source.name, source) is source
+
     def status(self) -> 'RDTMonitoringStatus':
-        return RDTMonitoringStatus(self)
+        if self._status is None:
+            self._status = RDTMonitoringStatus(self)
+        return self._status
+
+    def publish(self):
+        """The gauges as they are now, into this iteration's platform measurements (collected
+        before the tasks are measured, stored after)."""
+        if self._status is not None:
+            self._status.publish()
 
     # --- shared bookkeeping ------------------------------------------------------------
 
@@ -106,8 +133,9 @@ class RDTMonitoring(Bookkeeping, TaskSourceFactory):
     def release(self, source: 'MonitoringGroup'):
         if self.groups.get(source.name) is source:
             del self.groups[source.name]
-        self.waiting.discard(source.name)
-        self._check_recovered()
+            self.waiting.discard(source.name)
+            self._check_recovered()
+        self.publish()
 
     def _check_recovered(self):
         if self._out_of_ids is not None and not self.waiting:
@@ -131,6 +159,8 @@ class MonitoringGroup(Bookkeeping, TaskSource):
         self.recorded = False  # listed in the record of the agent's groups
         self.gave_up = False
         self.written = set()  # type: Set[int]  thread ids known to be in the group
+        self.refused = set()  # type: Set[int]  thread ids the kernel would not move into it
+        self.verification = Verification()
         self._reads = []  # type: List[Tuple[str, List[str]]]  metric -> its file per domain
         self._warned = set()  # type: Set[Tuple]
 
@@ -142,7 +172,15 @@ class MonitoringGroup(Bookkeeping, TaskSource):
         """Makes (or, when it exists and is not the agent's, adopts) the group; False while
         there is no RMID for it or after a failure that retrying cannot fix."""
         f = self.factory
+        if self.control_group and not os.path.isdir(f.resctrl.path(self.control_group)):
+            self.control_group = ''  # removed by someone else, with this group: in the root group
+            self.relative = monitoring_group(self.name)
+            self.recorded = False
         if not self.recorded:
+            if marked(f.resctrl, self.relative):  # the agent's, from an earlier run
+                f.record.made(self.relative)
+                self.recorded = True
+                return self._activate(made=True)
             if os.path.isdir(f.resctrl.path(self.relative)):
                 log.info('resctrl: monitoring group %s exists, not made by this agent: used for '
                          'task %s and left in place when it goes', self.relative, self.task_id)
@@ -168,7 +206,7 @@ class MonitoringGroup(Bookkeeping, TaskSource):
 
     def _activate(self, made: bool) -> bool:
         self.active, self.made = True, made
-        self.written = set()
+        self.written, self.refused = set(), set()
         domains = self.factory.resctrl.monitoring_domains(self.relative)
         path = self.factory.resctrl.path
         self._reads = [(name, [path(self.relative, 'mon_data', d, event) for d in domains])
@@ -182,31 +220,23 @@ class MonitoringGroup(Bookkeeping, TaskSource):
             self.recorded = False
 
     def measure(self, measurements: Measurements) -> None:
-        if not self.active and (self.gave_up or not self.attach()):
-            return
-        if self._move_threads():
-            self._read(measurements)
+        try:
+            if self.factory.groups.get(self.name) is not self and not self.factory.claim(self):
+                return  # another task holds the name, until it goes
+            if not self.active and (self.gave_up or not self.attach()):
+                return
+            if self._move_threads():
+                self._read(measurements)
+        finally:
+            self.factory.publish()
 
     def _move_threads(self) -> bool:
-        ids = set()  # type: Set[int]
-        for path in self.thread_files:
-            try:
-                data = fsutil.read_bytes(path)
-            except OSError as e:
-                if e.errno not in GONE:
-                    self._failure(path, e.strerror or str(e))
-                elif path is self.thread_files[0]:
-                    raise CgroupVanished(self.cgroup_path, path)
-                continue  # a container's cgroup removed: its threads are gone with it
-            ids.update(map(int, data.split()))
-        new = ids.difference(self.written)
-        if not new:
-            self.written = ids
-            return True
         f = self.factory
         tasks_file = f.resctrl.path(self.relative, 'tasks')
         try:
-            moved, gone, failed = f.writer.write(tasks_file, sorted(new))
+            synced = sync_threads(f.writer, self.thread_files, self.cgroup_path, tasks_file,
+                                  f.resctrl.path(self.control_group, 'tasks'),
+                                  None if self.verification.now() else self.written, self.refused)
         except MissingPrivileges as e:
             f.count_error()
             f.warn_once(('privileges',), 'resctrl: cannot move threads into monitoring groups: %s',
@@ -219,6 +249,21 @@ class MonitoringGroup(Bookkeeping, TaskSource):
             self.warn_once(('write', e.errno), 'resctrl: task %s: cannot write to %s: %s',
                            self.task_id, tasks_file, e.strerror or e)
             return True
+        for path, error in synced.unreadable:
+            self._failure(path, error.strerror or str(error))
+        moved_out = self.written.intersection(synced.moved)
+        if moved_out:
+            f.repaired('threads_moved_back', len(moved_out))
+            log.info('resctrl: task %s: %d of its threads (%d first) were moved out of %s by '
+                     'someone else; moved back', self.task_id, len(moved_out), min(moved_out),
+                     self.relative)
+        if synced.strangers:
+            f.repaired('strangers_moved_out', len(synced.strangers))
+            f.warn_once(('stranger', self.task_id), 'resctrl: task %s: thread %d, moved into %s,'
+                        ' is not the task\'s (its id was reused after a thread of the task '
+                        'exited): moved back to %s', self.task_id, synced.strangers[0],
+                        self.relative, self.control_group or 'the root group')
+        failed, gone = synced.failed, synced.gone
         if failed:
             f.errors['measurement'] = f.errors.get('measurement', 0) + len(failed)
             tid, error = next(iter(failed.items()))
@@ -226,7 +271,8 @@ class MonitoringGroup(Bookkeeping, TaskSource):
                            'threads (thread %d first) into %s: %s%s; they are not measured',
                            self.task_id, len(failed), tid, self.relative,
                            error.strerror or error, _said(f.resctrl))
-        self.written = ids.difference(gone) if gone else ids
+        self.written = synced.ids.difference(gone).difference(failed)
+        self.refused = self.refused.union(failed).intersection(synced.ids)
         return True
 
     def _read(self, measurements: Measurements):
@@ -269,6 +315,7 @@ class MonitoringGroup(Bookkeeping, TaskSource):
             self._activate(self.made)
             return False
         f.count_error()
+        f.repaired('monitoring_group_removed')
         log.warning('resctrl: monitoring group %s of task %s was removed by someone else; made '
                     'again', self.relative, self.task_id)
         self.active = False
@@ -306,21 +353,35 @@ class MonitoringGroup(Bookkeeping, TaskSource):
                 return  # stays recorded: the next start tries again
         self.active = False
         self._forget()
-        f.waiting.discard(self.name)
+        if f.groups.get(self.name) is self:
+            f.waiting.discard(self.name)
 
 
 class RDTMonitoringStatus(PlatformSource):
-    """The monitoring groups' own metrics (as of the end of the last iteration)."""
+    """The monitoring groups' own metrics, as of this iteration: collected with the platform's,
+    before the tasks are measured, and kept up to date in the same measurements as the tasks'
+    groups are made, measured and removed (RDTMonitoring.publish), until they are stored."""
 
     def __init__(self, monitoring: RDTMonitoring):
         self.monitoring = monitoring
+        self._measurements = None  # type: Optional[Measurements]  this iteration's
 
     def collect(self, measurements: Measurements) -> None:
-        m = self.monitoring
+        self._measurements = measurements
+        self.publish()
+
+    def publish(self) -> None:
+        measurements, m = self._measurements, self.monitoring
+        if measurements is None:
+            return
         measurements[MetricName.WCA_RDT_MONITORING_GROUPS] = sum(
             1 for source in m.groups.values() if source.active)
         measurements[MetricName.WCA_RDT_TASKS_WAITING] = len(m.waiting)
         measurements[MetricName.WCA_RDT_UNAVAILABLE_READINGS] = m.unavailable
+        if m.record.configured:
+            measurements[MetricName.WCA_RDT_GROUPS_RECORD_WRITABLE] = int(m.record.writable)
+        for what, count in m.repairs.items():
+            measurements.setdefault(MetricName.WCA_RDT_REPAIRS, {})[what] = count
 
 
 def _said(resctrl: Resctrl) -> str:

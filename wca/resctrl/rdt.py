@@ -7,9 +7,9 @@ control groups and schemata, is another that builds on the same RDT object).
 """
 import logging
 import os
-from typing import List, Optional
+from typing import Dict, List, Optional
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from wca import security
 from wca.cgroups.layout import CgroupLayout
@@ -32,6 +32,7 @@ class RDT:
     record: GroupRecord
     writer: Optional[TasksWriter]  # None: not root and without the privileges to move threads
     monitoring: Optional[RDTMonitoring]
+    repairs: Dict[str, int] = field(default_factory=dict)  # wca_rdt_repairs_total{what}
 
 
 def wanted(enabled: Optional[bool], given: Optional[Resctrl], mounts_file: str) -> bool:
@@ -70,15 +71,16 @@ def start(enabled: Optional[bool], given: Optional[Resctrl], layout: CgroupLayou
         log.warning('RDT: no RDT metrics: %s', e)
         writer = None
     monitoring = None
+    repairs = {}  # type: Dict[str, int]
     if writer is not None and information.mon_features:
-        monitoring = RDTMonitoring(resctrl, information, layout, errors, record, writer)
+        monitoring = RDTMonitoring(resctrl, information, layout, errors, record, writer, repairs)
     elif enabled and not information.mon_features:
         log.warning('RDT: resctrl at %s has no monitoring (no info/L3_MON): no RDT metrics',
                     resctrl.root)
     log.info('RDT: resctrl at %s; monitoring: %s; control: %s', resctrl.root,
              _monitoring_summary(information, resctrl) if monitoring else 'off',
              _control_summary(information))
-    return RDT(resctrl, information, record, writer, monitoring)
+    return RDT(resctrl, information, record, writer, monitoring, repairs)
 
 
 def _monitoring_summary(information: RDTInformation, resctrl: Resctrl) -> str:

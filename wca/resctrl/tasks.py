@@ -7,20 +7,36 @@ write and give it back right after, and SECBIT_NO_SETUID_FIXUP, so that giving i
 also drop its capabilities (the kernel's "fix-up" clears them when the effective uid leaves 0,
 and the next move would fail). packaging/systemd/wca.service grants both. os.seteuid() changes
 the uid of every thread of the process (glibc), for the few microseconds of the write.
+
+Which threads to write (sync_threads): the task's threads its cgroup lists, less those the group
+holds. What the group holds is read back from the kernel (its own `tasks` file), so that a thread
+someone moved out is moved back; but reading a resctrl group's `tasks` walks every thread of the
+system (the kernel keeps no list per group: some milliseconds on a busy node), so each group is
+read back once per VERIFY_SECONDS (Verification, the groups spread over that time), and in
+between the threads the agent wrote are taken as held.
+
+A thread id is only a number: one that exits between the read of the cgroup and the write can be
+reused by an unrelated thread, which the write (effective uid 0 skips resctrl's owner check)
+would move. So after a write the cgroup is read again, and a moved id it no longer lists that the
+group does list is a stranger: written back into the parent group (the root group, or the
+monitoring group's control group), counted and logged.
 """
 import errno
 import logging
 import os
-from typing import Dict, Iterable, List, Tuple
+import random
+import time
+from typing import Dict, Iterable, List, Optional, Set, Tuple  # noqa: F401 (type comments)
 
-from wca import security
-from wca.cgroups.layout import CgroupLayout, CgroupNotFound, join
+from wca import fsutil, security
+from wca.cgroups.layout import GONE, CgroupLayout, CgroupNotFound, CgroupVanished, join
 from wca.nodes.base import Task
 from wca.resctrl.info import ResctrlUnavailable
 
 log = logging.getLogger(__name__)
 
 _FLAGS = os.O_WRONLY | os.O_APPEND | getattr(os, 'O_CLOEXEC', 0)
+VERIFY_SECONDS = 30.0
 
 
 class MissingPrivileges(ResctrlUnavailable):
@@ -98,10 +114,94 @@ def thread_files(layout: CgroupLayout, task: Task) -> List[str]:
     raise CgroupNotFound(task.cgroup_path, layout.hierarchies() or ['(no cgroup mounts)'])
 
 
+def read_ids(path: str) -> Set[int]:
+    """The thread ids a `tasks` (or `cgroup.threads`) file lists; OSError as the read fails."""
+    ids = set()  # type: Set[int]
+    for word in fsutil.read_bytes(path).split():
+        try:
+            ids.add(int(word))
+        except ValueError:
+            continue
+    return ids
+
+
+class Synced:
+    """What sync_threads found and did."""
+    __slots__ = ('ids', 'moved', 'gone', 'failed', 'strangers', 'unreadable')
+
+    def __init__(self):
+        self.ids = set()  # type: Set[int]  the task's threads (as its cgroup lists them)
+        self.moved = []  # type: List[int]
+        self.gone = []  # type: List[int]
+        self.failed = {}  # type: Dict[int, OSError]
+        self.strangers = []  # type: List[int]  moved, not the task's: written back to the parent
+        self.unreadable = []  # type: List[Tuple[str, OSError]]  thread files (not GONE)
+
+
+def task_threads(thread_files: List[str], cgroup_path: str, synced: Synced) -> Set[int]:
+    """The threads the task's cgroup files list. CgroupVanished when its own cgroup is gone (a
+    container's gone is normal: its threads went with it)."""
+    ids = set()  # type: Set[int]
+    for path in thread_files:
+        try:
+            ids.update(read_ids(path))
+        except OSError as e:
+            if e.errno not in GONE:
+                synced.unreadable.append((path, e))
+            elif path is thread_files[0]:
+                raise CgroupVanished(cgroup_path, path)
+    return ids
+
+
+class Verification:
+    """When a group's members are next read back from the kernel: once per VERIFY_SECONDS, the
+    first time at a random point of that period (so the groups spread)."""
+
+    def __init__(self):
+        self.due = time.monotonic() + random.uniform(0, VERIFY_SECONDS)
+
+    def now(self) -> bool:
+        now = time.monotonic()
+        if now < self.due:
+            return False
+        self.due = now + VERIFY_SECONDS
+        return True
+
+
+def sync_threads(writer: TasksWriter, thread_files: List[str], cgroup_path: str,
+                 tasks_file: str, parent_tasks_file: str, known: Optional[Set[int]] = None,
+                 refused: Iterable[int] = ()) -> Synced:
+    """Writes into a group (`tasks_file`) the task's threads that the group does not hold (but
+    those it `refused` already: tried once per thread, so counted once), and moves back to the
+    parent group any thread moved that is not the task's (a reused id). What the group holds:
+    `known`, or when None what its `tasks` file lists. CgroupVanished as task_threads; OSError
+    when the group's file cannot be read or opened (in GONE: the group is gone);
+    MissingPrivileges."""
+    synced = Synced()
+    synced.ids = task_threads(thread_files, cgroup_path, synced)
+    held = read_ids(tasks_file) if known is None else known
+    missing = synced.ids.difference(held).difference(refused)
+    if not missing:
+        return synced
+    synced.moved, synced.gone, synced.failed = writer.write(tasks_file, sorted(missing))
+    if synced.moved:
+        try:
+            again = task_threads(thread_files, cgroup_path, Synced())
+        except CgroupVanished:
+            again = set()
+        suspects = set(synced.moved).difference(again)
+        if suspects:  # exited since, or reused: only those the group holds are strangers
+            strangers = suspects.intersection(read_ids(tasks_file))
+            if strangers:
+                synced.strangers = writer.write(parent_tasks_file, sorted(strangers))[0]
+    return synced
+
+
 class Bookkeeping:
     """Counting a failure and warning about it once, for the RDT classes (which set `errors`,
     the runner's counters, and `_warned`, the keys already warned about)."""
     errors = None  # type: Dict[str, int]
+    repairs = None  # type: Dict[str, int]
     _warned = None  # type: set
 
     def count_error(self):
@@ -111,3 +211,8 @@ class Bookkeeping:
         if key not in self._warned:
             self._warned.add(key)
             log.warning(message, *args)
+
+    def repaired(self, what: str, count: int = 1):
+        """Counts what the agent set right after someone else changed it (wca_rdt_repairs_total
+        {what}); `repairs` is RDT's shared dict."""
+        self.repairs[what] = self.repairs.get(what, 0) + count
