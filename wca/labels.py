@@ -140,7 +140,8 @@ class TaskLabeller:
 
     The agent's labels win: `host`, extra_labels (`common`), `task_id`, `task_name`, the
     orchestrator's (orchestrator_labels) and the generated ones (task_label_generators). A task
-    label whose (sanitised) name is one of them is dropped (reason `owned`); one whose name
+    label whose (sanitised) name is one of them is dropped (reason `owned`; not counted when
+    its value is the agent's anyway, as the node's copy of a pod's QoS class); one whose name
     becomes another task label's only by sanitising (`own.ip` beside `own_ip`) is dropped too
     (reason `sanitised`: the label already spelt that way stays). Each drop is counted through
     `count(reason)`; the first of each label name and reason is logged as a warning."""
@@ -160,7 +161,10 @@ class TaskLabeller:
         named = [(sanitize_label_name(str(key)), key, value) for key, value in task.labels.items()]
         named.sort(key=lambda item: item[0] != item[1])  # names already valid first
         for name, key, value in named:
-            if name in owned or name in self.generated:
+            if name in owned:
+                if owned[name] != str(value):  # equal: the node's own copy (a pod's QoS class)
+                    self._drop(task, key, name, OWNED)
+            elif name in self.generated:
                 self._drop(task, key, name, OWNED)
             elif name in kept:
                 self._drop(task, key, name, SANITISED)
