@@ -64,8 +64,8 @@ def free_port():
 
 
 @pytest.mark.parametrize('kubelet, reason', [('garbage', 'invalid_json'), ('down', 'connection')])
-def test_a_kubelet_answering_garbage_or_down_costs_only_the_task_list(tmp_path, pki, kubelet,
-                                                                       reason):
+def test_a_kubelet_answering_garbage_or_down_costs_only_the_task_list(
+        tmp_path, pki, kubelet, reason):
     storage, stored = log_storage(tmp_path)
     with JsonServer(lambda request: Answer(body=b'<html>502 Bad Gateway</html>'), pki=pki) as server:
         url = server.url if kubelet == 'garbage' else 'https://127.0.0.1:%d' % free_port()
