@@ -54,7 +54,7 @@ def test_pod_labels_cannot_pose_as_the_agents(pki, tmp_path):
     require_root()
     tenant = pod('web-0', namespace='team-a', labels={
         'namespace': 'kube-system', 'host': 'other-node', 'task_id': 'forged', 'zone': 'evil',
-        'tier': 'web'})
+        'tier': 'web', 'task': 'forged', 'container_name': 'forged'})
     system = pod('coredns-0', namespace='kube-system')
     cgroups = Cgroups('wca-test-kubepods')
     paths = {}
@@ -98,6 +98,9 @@ def test_pod_labels_cannot_pose_as_the_agents(pki, tmp_path):
         assert value(allocations, 'allocation_cpu_shares', task_id=system_uid) == 0.5
         assert value(allocations, 'allocation_cpu_shares', task_id=tenant_uid) == 1.024  # as is
         assert value(allocations, 'allocations_count') == 2  # one per iteration: kube-system's
+        [held] = [s for s in series(allocations, 'allocation_cpu_shares')
+                  if s['task_id'] == tenant_uid]
+        assert held['task'] == tenant_uid and held['container_name'] != 'forged'
     finally:
         cgroups.cleanup()
 
