@@ -1,5 +1,6 @@
-"""task_label_generators: labels made from other labels once, when a task appears; existing
-labels are never overwritten; a missing source label gives no label and one warning."""
+"""task_label_generators: labels made from other labels once, when a task appears; a generated
+label is the agent's and wins over a task label of its name (dropped, counted), the common
+labels win over a generator; a missing source label gives no label and one warning."""
 import logging
 import re
 
@@ -56,7 +57,7 @@ def test_labels_are_generated_once_when_a_task_appears(cgroups, caplog):
         anomalies_storage=Recording(), detector=detector, interval=0, task_label_generators={
             'aurora_instance': TaskLabelRegexGenerator(r'.*-(\d+)-.{36}', r'\1', 'task_id'),
             'shouting': counting,
-            'env': TaskLabelRegexGenerator('.*', 'overwritten'),  # the task has env: kept
+            'env': TaskLabelRegexGenerator('^.*$', 'generated'),  # the task's env is dropped
             'host': TaskLabelRegexGenerator('.*', 'overwritten'),  # every metric has host: kept
             'from_missing': TaskLabelRegexGenerator('.*', 'x', source='no_such_label'),
         })
@@ -65,17 +66,18 @@ def test_labels_are_generated_once_when_a_task_appears(cgroups, caplog):
             runner.iterate()
     assert counting.calls == 2  # once per task, not per iteration
     warnings = [r.getMessage() for r in caplog.records if r.name == 'wca.labels']
-    assert len(warnings) == 1 and "no label 'no_such_label'" in warnings[0]
+    assert len(warnings) == 2 and "no label 'no_such_label'" in warnings[1]
+    assert "label 'env' dropped: 'env' is a label the agent sets" in warnings[0]  # said once
+    assert storage.value('wca_labels_dropped_total', reason='owned') == 2
     for i, path in enumerate(paths):
         task_id = path.strip('/')
         up = [m for m in storage.last('task_up') if m.labels['task_id'] == task_id][0]
         assert up.labels['aurora_instance'] == str(i)
         assert up.labels['shouting'] == task_id.upper()
-        assert up.labels['env'] == 'prod' and up.labels['host'] != 'overwritten'
+        assert up.labels['env'] == 'generated' and up.labels['host'] != 'overwritten'
         assert 'from_missing' not in up.labels
-        # algorithms see the generated labels too (as in the original), not the common ones
-        assert detector.seen[-1][task_id] == {'env': 'prod', 'aurora_instance': str(i),
-                                              'shouting': task_id.upper()}
+        # algorithms see the labels the metrics carry, generated ones included
+        assert detector.seen[-1][task_id] == up.labels
 
 
 def test_a_task_id_that_does_not_match_keeps_it_whole():

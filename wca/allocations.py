@@ -256,15 +256,16 @@ _LISTS = {
 def allocations_to_metrics(allocations: TasksAllocations, task_labels: Dict[str, Dict[str, str]],
                            container_names: Optional[Dict[str, str]] = None) -> List[Metric]:
     """One gauge per task and allocation (per group and domain for RDT), labelled like the task
-    plus allocation_type, and the original agent's `task` and `container_name`."""
+    plus allocation_type, and the original agent's `task` and `container_name` (the agent's:
+    they win over task labels of those names)."""
     metrics = []
     make = Metric.create_metric_with_metadata
     container_names = container_names or {}
     for task_id, task_allocations in sorted(allocations.items()):
         labels = dict(task_labels.get(task_id, {}))
         labels.setdefault('task_id', task_id)
-        labels.setdefault('task', task_id)
-        labels.setdefault('container_name', container_names.get(task_id, task_id))
+        labels['task'] = task_id
+        labels['container_name'] = container_names.get(task_id, task_id)
         for kind, value in sorted(task_allocations.items()):
             kind = AllocationType(kind)
             if kind in _SIMPLE:

@@ -161,6 +161,7 @@ class MetricName(str, Enum):
     WCA_STORAGE_ERRORS = 'wca_storage_errors_total'
     WCA_METRICS_DROPPED = 'wca_metrics_dropped_total'
     WCA_LABELS_DROPPED = 'wca_labels_dropped_total'
+    WCA_ITERATION_ERRORS = 'wca_iteration_errors_total'
     # storages off the node: KafkaStorage (labels: topic), PrometheusEndpointStorage (port)
     WCA_KAFKA_QUEUE_BYTES = 'wca_kafka_queue_bytes'
     WCA_KAFKA_QUEUE_MESSAGES = 'wca_kafka_queue_messages'
@@ -504,12 +505,20 @@ METRICS_METADATA = {
     MetricName.WCA_TASKS_SKIPPED: _M(
         'Number of tasks the node skipped as configured, by reason (namespace: a pod of a namespace'
         ' not in monitored_namespaces); each counted once while it stays.', C, ('reason',)),
-    MetricName.WCA_STORAGE_ERRORS: _M('Number of failed store calls, by storage.', C, ('storage',)),
+    MetricName.WCA_STORAGE_ERRORS: _M(
+        'Number of failed store calls, by storage, up to the previous iteration\'s stores (a store'
+        ' cannot carry its own outcome: its failure shows in the next iteration).', C, ('storage',)),
     MetricName.WCA_LABELS_DROPPED: _M(
-        'Number of task labels dropped because their name collides with another label after '
-        'sanitising.', C),
+        'Number of task labels dropped, by reason: owned (the name is one the agent sets: host,'
+        ' task_id, task_name, extra, generated or orchestrator labels) or sanitised (the name'
+        ' collides with another task label after sanitising).', C, ('reason',)),
+    MetricName.WCA_ITERATION_ERRORS: _M(
+        'Number of failures caught at a phase boundary of an iteration (a step that raised where'
+        ' its owner should have handled it: a bug or a plugin), by phase; each cost only that'
+        ' step\'s output, the measured metrics were stored.', C, ('phase',)),
     MetricName.WCA_METRICS_DROPPED: _M(
-        'Number of metrics a storage dropped (not delivered), by storage.', C, ('storage',)),
+        'Number of metrics a storage dropped (not delivered), by storage, as the storage reports'
+        ' it before this iteration\'s store.', C, ('storage',)),
     MetricName.WCA_KAFKA_QUEUE_BYTES: _M(
         'Bytes of messages waiting for Kafka (queued or being sent), bounded by queue_max_bytes.', G),
     MetricName.WCA_KAFKA_QUEUE_MESSAGES: _M(

@@ -42,7 +42,11 @@ class TaskSourceFactory(ABC):
 
 
 class PlatformSource(ABC):
-    """Measures the node once per iteration."""
+    """Measures the node once per iteration: before the tasks are measured, or after them
+    when `after_tasks` is true (a source reporting on what the tasks phase opens or closes,
+    such as the agent's perf descriptors, so that an iteration's figures are its own)."""
+
+    after_tasks = False
 
     @abstractmethod
     def collect(self, measurements: Measurements) -> None:

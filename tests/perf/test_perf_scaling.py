@@ -162,3 +162,20 @@ def test_a_read_that_fails_is_logged_once_and_counted(pipes, caplog):
     assert groups.measure() == {}
     assert groups.status.failures['error'] == 1
     assert len([r for r in caplog.records if 'cannot read perf counters' in r.getMessage()]) == 1
+
+
+CACHE = [Event(REFERENCES, PERF_TYPE_HARDWARE, 4), Event(MISSES, PERF_TYPE_HARDWARE, 5)]
+
+
+def test_the_cache_hit_ratio_stays_within_0_and_1_when_the_scaling_factor_changes(pipes):
+    """References and misses of one group share its scaling factor, but the factor of the
+    running totals changes between reads (the group got more PMU time): the deltas of the scaled
+    totals then show more misses than references (here 209 - 200 = 9 references against
+    19 - 0 = 19 misses), which made the ratio -1.1."""
+    groups = pipes(CACHE, [0], derived=True)
+    groups.measure(group_read(200, 100, 100, 0))  # scaled x2: 200 references, 0 misses
+    second = groups.measure(group_read(209, 110, 110, 10))  # x1.9: 209 references, 19 misses
+    assert second[REFERENCES] == 209 and second[MISSES] == 19
+    assert second['task_cache_hit_ratio'] == 0.0
+    third = groups.measure(group_read(409, 210, 210, 30))  # both grow alike again
+    assert 0.0 <= third['task_cache_hit_ratio'] <= 1.0

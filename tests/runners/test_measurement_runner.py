@@ -185,15 +185,18 @@ runner: !MeasurementRunner
                                if os.path.isdir(os.path.join(parent, d))] == ['stable']
 
 
-def test_an_unexpected_error_in_an_iteration_does_not_end_the_loop(caplog):
+def test_a_node_answering_nonsense_is_a_discovery_failure_and_the_iterations_are_stored(caplog):
     class NonsenseNode(Node):
         def get_tasks(self):
-            return 42  # not a list: _sync cannot iterate it
+            return 42  # not a list of tasks
 
     storage = Recording()
     runner = runner_for(NonsenseNode(), storage, iterations=3)
     assert runner.run() == 0
-    assert len([r for r in caplog.records if 'failed; the next one goes on' in r.getMessage()]) == 3
+    assert len(storage.batches) == 3 and storage.last('platform_cpu_usage')
+    assert storage.value('wca_node_errors_total', reason='exception') == 3
+    said = [r for r in caplog.records if 'must return a list of wca.nodes.Task' in r.getMessage()]
+    assert len(said) == 1 and not [r for r in caplog.records if r.exc_info]
 
 
 def test_a_nodes_own_failure_counts_reach_the_metrics_by_reason():

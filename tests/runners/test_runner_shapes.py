@@ -148,5 +148,6 @@ def test_a_task_label_that_collides_after_sanitising_is_dropped_and_counted(cgro
     runner.iterate()
     labels = storage.last('task_up')[0].labels
     assert labels['own_ip'] == '10.0.0.1' and labels['app_name'] == 'y'
-    assert storage.value('wca_labels_dropped_total') == 2
+    assert storage.value('wca_labels_dropped_total', reason='owned') == 1  # own.ip: own_ip
+    assert storage.value('wca_labels_dropped_total', reason='sanitised') == 1  # app-name
     assert len([r for r in caplog.records if 'dropped' in r.getMessage()]) == 2

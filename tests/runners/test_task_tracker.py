@@ -51,7 +51,7 @@ def test_a_task_that_leaves_or_changes_is_closed_once():
     tasks.sync([task('a'), task('b')])
     tasks.sync([task('a', '/moved')])  # b left, a's cgroup changed
     tasks.sync([task('a', '/moved')])
-    assert factory.log[2:] == [('close', 'a', '/a'), ('open', 'a', '/moved'), ('close', 'b', '/b')]
+    assert factory.log[2:] == [('close', 'a', '/a'), ('close', 'b', '/b'), ('open', 'a', '/moved')]
     tasks.close()
     assert factory.log[-1] == ('close', 'a', '/moved')
     assert len(tasks) == 0
@@ -74,4 +74,23 @@ def test_a_vanished_task_is_closed_when_dropped():
     tasks.sync([task('a')])
     tasks.drop('a')
     tasks.drop('a')
+    assert factory.log == [('open', 'a', '/a'), ('close', 'a', '/a')]
+
+
+def test_tasks_that_left_are_closed_before_new_ones_are_opened():
+    """A task relaunched under a new id on the cgroup path of one that left (a Mesos or Aurora
+    restart, a static task renamed): the old one's resources on that path (its resctrl group,
+    its perf descriptors) are released before the new one's are made, never held twice."""
+    factory = Factory()
+    tasks = tracker(factory)
+    tasks.sync([task('web-1', '/web'), task('db', '/db')])
+    tasks.sync([task('db', '/db'), task('web-2', '/web')])
+    assert factory.log[2:] == [('close', 'web-1', '/web'), ('open', 'web-2', '/web')]
+
+
+def test_a_task_listed_twice_is_opened_once():
+    factory = Factory()
+    tasks = tracker(factory)
+    tasks.sync([task('a'), task('a')])
+    tasks.close()
     assert factory.log == [('open', 'a', '/a'), ('close', 'a', '/a')]

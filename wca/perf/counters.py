@@ -30,7 +30,10 @@ _WARNINGS_PER_REASON = 10  # then further tasks failing the same way are logged 
 
 class PerfStatus(PlatformSource):
     """The agent's own perf figures, exported with the platform metrics: failed opens by
-    reason, descriptors held, tasks counted."""
+    reason, descriptors held, tasks counted; collected after the tasks phase, so they are
+    this iteration's (the tasks that appeared or left in it included)."""
+
+    after_tasks = True
 
     def __init__(self):
         self.failures = {UNSUPPORTED: 0, DESCRIPTORS: 0, NO_CGROUP: 0, ERROR: 0}
@@ -150,7 +153,10 @@ def derive(current: Sequence[int], previous: Sequence[int], seconds: float,
     if ref is not None and dm is not None and dm >= 0:
         dr = current[ref] - previous[ref]
         if dr > 0:
-            out[MetricName.TASK_CACHE_HIT_RATIO] = (dr - dm) / dr
+            # Misses are a subset of references, but with multiplexing each is scaled from its
+            # own share of the time (or sampled in another group): misses can come out above
+            # references. Then the ratio is 0, not negative.
+            out[MetricName.TASK_CACHE_HIT_RATIO] = max(0.0, min(1.0, (dr - dm) / dr))
     return out
 
 

@@ -135,15 +135,23 @@ class AllocationRunner(MeasurementRunner):
     # --- one iteration --------------------------------------------------------------------
 
     def _iterate_body(self, platform: Platform, tasks_data: TasksData) -> List[Metric]:
-        self._actuator.read(tasks_data)
+        """Read, allocate, check, apply, store. What raises unexpectedly in reading or applying
+        (the actuation) costs this iteration's writes and allocation_* values only
+        (wca_iteration_errors_total{phase="actuation"}); an allocator that fails costs its
+        answer (wca_algorithm_errors_total); the measured metrics are stored either way."""
+        read = self.guarded('actuation', self._actuator.read, tasks_data) is not None
         started = time.monotonic()
         answer = call_algorithm(self, 'allocator', 'allocate', 3, platform, tasks_data)
         allocations, anomalies, extra = answer if answer is not None else ({}, [], [])
         duration = time.monotonic() - started
         valid, rejections, count = validate_allocations(
             allocations, tasks_data, platform, self._rdt_check(), self._rdt_unavailable())
-        written, refused, target = self._actuator.apply(valid, tasks_data, platform,
-                                                        self.config.dry_run)
+        # Not applied over what could not be read: the writes are diffs against the kernel.
+        applied = self.guarded('actuation', self._actuator.apply, valid, tasks_data, platform,
+                               self.config.dry_run) if read else None
+        written, refused, target = applied if applied is not None else ({}, [], {})
+        if applied is None:
+            valid = {}
         rejections += refused
         for rejection in refused:
             valid.get(rejection.task_id, {}).pop(AllocationType(rejection.allocation_type), None)

@@ -15,7 +15,7 @@ from wca.cgroups.layout import CgroupLayout, CgroupVanished
 from wca.cgroups.measure import CgroupSourceFactory
 from wca.detectors import TaskData, TasksData
 from wca.exposition import sanitize_label_name
-from wca.labels import LabelGenerators
+from wca.labels import DROP_REASONS, LabelGenerators, TaskLabeller
 from wca.labels import TaskLabelRegexGenerator  # noqa: F401 (the original's import path)
 from wca.logger import counter as log_counter
 from wca.metrics import Metric, MetricName, export_metrics_from_measurements
@@ -36,6 +36,10 @@ from wca.storage.base import Storage
 
 log = logging.getLogger(__name__)
 PHASES = ('discovery', 'platform', 'tasks', 'algorithm', 'storage')  # wca_duration_seconds{function}
+# What wca_iteration_errors_total{phase} counts: a step that raised where its owner should have
+# caught it (a bug, or a plugin); it costs that step's output, the rest of the iteration is stored.
+# (Discovery failures are the node's: wca_node_errors_total.)
+GUARDED = ('platform', 'tasks', 'algorithm', 'actuation', 'self')
 
 
 @flat_or_config(MeasurementRunnerConfig)
@@ -64,6 +68,8 @@ class MeasurementRunner(Runner):
         self._stores = {}  # type: Dict[int, list]  storage id -> [storage, roles, metrics]
         self.common_labels = {}  # type: Dict[str, str]
         self._label_generators = None  # type: Optional[LabelGenerators]
+        self._labeller = None  # type: Optional[TaskLabeller]
+        self._source_failed = set()  # type: set  source classes whose failure was logged
         self._hw_memory = {}  # type: dict  DIMM metrics, read once (gather_hw_mm_topology)
         # seconds of each phase of the last iteration; storage: of the one before (0 at first)
         self._phases = dict.fromkeys(PHASES, 0.0)  # type: Dict[str, float]
@@ -95,8 +101,10 @@ class MeasurementRunner(Runner):
         self._perf = perf_setup.create(c.event_names, c.uncore_event_names, c.perf_aggregate_cpus,
                                        c.enable_derived_metrics, self._layout,
                                        self._platform.topology, c.proc_root, c.sys_root)
+        self._labeller = TaskLabeller(self.common_labels, self._label_generators,
+                                      lambda reason: self.count_error('labels:' + reason))
         self._tasks = TaskTracker(self._task_source_factories(), self._task_labels,
-                                  self.count_error)
+                                  self.count_error, self._cgroup_identity)
         self._platform_sources = self._platform_source_list()
         self._start_storages()
         log.info('wca %s: %d CPUs, %d NUMA nodes; cgroup v1 controllers: %s; cgroup2: %s',
@@ -235,29 +243,93 @@ class MeasurementRunner(Runner):
                 gc.enable()
 
     def _iterate(self) -> List[Metric]:
+        """Each phase is guarded: whatever fails costs only that phase's output (counted in
+        wca_iteration_errors_total{phase}); what was measured is always stored."""
         self.setup()
         started = time.monotonic()
         self._iterations += 1
         tasks = self._discover()
         discovered = time.monotonic()
-        platform = self._platform.collect(self._rdt.information if self._rdt else None)
-        for source in self._platform_sources:
-            source.collect(platform.measurements)
+        platform = self._collect_platform()
         platform_done = time.monotonic()
-        tasks_data, task_metrics = self._measure(tasks, platform.timestamp)
-        metrics = export_metrics_from_measurements(platform.measurements, self.common_labels)
+        tasks_data, task_metrics = self.guarded('tasks', self._measure, tasks, platform.timestamp,
+                                                default=({}, []))
+        self._collect(platform.measurements, after_tasks=True)
+        metrics = self.guarded('platform', export_metrics_from_measurements,
+                               platform.measurements, self.common_labels, default=[])
         metrics.extend(task_metrics)
         measured = time.monotonic()
-        metrics.extend(self._iterate_body(platform, tasks_data))
+        metrics.extend(self.guarded('algorithm', self._iterate_body, platform, tasks_data,
+                                    default=[]))
         phases = self._phases  # wca_duration_seconds{function}; storage: the previous store
         phases['discovery'], phases['platform'] = discovered - started, platform_done - discovered
         phases['tasks'], phases['algorithm'] = measured - platform_done, time.monotonic() - measured
-        metrics.extend(self._internal_metrics(len(tasks_data), time.monotonic() - started))
+        metrics.extend(self.guarded('self', self._internal_metrics, len(tasks_data),
+                                    time.monotonic() - started, default=[]))
         storing = time.monotonic()
         self.store(self.config.metrics_storage, metrics, 'metrics_storage')
         self._flush()
         phases['storage'] = time.monotonic() - storing
         return metrics
+
+    def guarded(self, phase: str, function, *args, default=None):
+        """function(*args), or `default` when it raises: the failure is counted in
+        wca_iteration_errors_total{phase}, logged with its traceback when it starts or changes,
+        and the iteration goes on to store what was measured."""
+        try:
+            result = function(*args)
+        except Exception as e:
+            self.count_error('phase:' + phase)
+            message = '%s failed: %s: %s; its output is left out of this iteration' % (
+                phase, type(e).__name__, e)
+            if self._failing.get('phase:' + phase) != message:
+                self._failing['phase:' + phase] = message
+                log.exception('%s', message)
+            return default
+        self.report_recovery('phase:' + phase)
+        return result
+
+    def _collect_platform(self) -> Platform:
+        """The platform and its sources' measurements; a collector that raises leaves a
+        Platform of the topology alone (its measurements left out, counted)."""
+        platform = self.guarded('platform', self._platform.collect,
+                                self._rdt.information if self._rdt else None)
+        if platform is None:
+            t = self._platform.topology
+            platform = Platform(
+                sockets=t.sockets, cores=t.cores, cpus=t.cpus, numa_nodes=len(t.node_cpus),
+                cpu_model=t.cpu_model, topology=t.topology, node_cpus=t.node_cpus,
+                node_distances=t.node_distances, timestamp=time.time(),
+                rdt_information=self._rdt.information if self._rdt else None, measurements={},
+                swap_enabled=False)
+        self._collect(platform.measurements, after_tasks=False)
+        return platform
+
+    def _collect(self, measurements, after_tasks: bool):
+        """The platform sources' values: those that report on what the tasks phase opens (the
+        agent's perf descriptors) after it, so the iteration's figures are its own."""
+        for source in self._platform_sources:
+            if bool(getattr(source, 'after_tasks', False)) is after_tasks:
+                self._measure_source(source.collect, measurements, 'platform', source)
+
+    def _measure_source(self, method, measurements, phase: str, source) -> bool:
+        """One source's measure/collect; a source that raises (a bug: sources handle their own
+        failures) loses its values only: counted in wca_measurement_errors_total and
+        wca_iteration_errors_total{phase}, logged once per source class."""
+        try:
+            method(measurements)
+            return True
+        except CgroupVanished:
+            raise
+        except Exception:
+            self.count_error('measurement')
+            self.count_error('phase:' + phase)
+            name = type(source).__name__
+            if name not in self._source_failed:
+                self._source_failed.add(name)
+                log.exception('%s failed; its values are left out (said once for %s, counted in '
+                              'wca_measurement_errors_total)', name, name)
+            return False
 
     def _iterate_body(self, platform: Platform, tasks_data: TasksData) -> List[Metric]:
         """Subclasses run their algorithm here; returns extra metrics for metrics_storage."""
@@ -266,8 +338,12 @@ class MeasurementRunner(Runner):
     def _discover(self) -> List[Task]:
         try:
             tasks = self.config.node.get_tasks()
+            if not isinstance(tasks, (list, tuple)) or \
+                    not all(isinstance(task, Task) for task in tasks):
+                raise TypeError('get_tasks() must return a list of wca.nodes.Task, got %s' % (
+                    _kinds(tasks),))
             self.report_recovery('node')
-            return tasks
+            return list(tasks)
         except Exception as e:  # the node is an outside system (kubelet, Mesos, a plugin)
             self.count_error('node')
             self.report_failure('node', 'cannot discover tasks with %s: %s' % (
@@ -275,24 +351,20 @@ class MeasurementRunner(Runner):
             return []
 
     def _task_labels(self, task: Task) -> Dict[str, str]:
-        """The task's label set, worked out once. A task label whose name only becomes equal to
-        another label's by sanitising (`own.ip` beside `own_ip`) is dropped, logged and counted:
-        the label already spelt that way stays, as the text encoder does for metric names."""
-        labels = dict(self.common_labels)
-        named = [(sanitize_label_name(key), key, value) for key, value in task.labels.items()]
-        named.sort(key=lambda item: item[0] != item[1])  # names already valid first
-        for name, key, value in named:
-            if name != key and name in labels:
-                self.count_error('labels')
-                log.warning('task %s: label %r dropped: its name is %r after sanitising, which '
-                            'another label has', task.task_id, key, name)
+        """The task's label set, worked out once (wca.labels.TaskLabeller: the agent's labels
+        win over the task's)."""
+        return self._labeller.labels(task)
+
+    def _cgroup_identity(self, task: Task):
+        """(device, inode) of the task's cgroup directory in the first hierarchy that has it:
+        a cgroup removed and made again under the same name has another."""
+        for directory in self._layout.directories(task.cgroup_path):
+            try:
+                st = os.stat(directory)
+            except OSError:
                 continue
-            labels[name] = str(value)
-        labels['task_id'] = task.task_id
-        labels['task_name'] = task.name
-        if self._label_generators is not None:
-            self._label_generators.apply(task, labels)
-        return labels
+            return st.st_dev, st.st_ino
+        return None
 
     def _measure(self, tasks: List[Task], now: float) -> Tuple[TasksData, List[Metric]]:
         tracked = self._tasks.sync(tasks)
@@ -303,7 +375,7 @@ class MeasurementRunner(Runner):
             measurements = {}
             try:
                 for source in state.sources:
-                    source.measure(measurements)
+                    self._measure_source(source.measure, measurements, 'tasks', source)
             except CgroupVanished as e:
                 vanished.append(task_id)
                 log.info('task %s dropped from this iteration: %s', task_id, e)
@@ -315,16 +387,11 @@ class MeasurementRunner(Runner):
                 measurements[MetricName.TASK_SUBCONTAINERS] = len(task.subcgroups_paths)
             if task.resources:
                 _requested(task.resources, measurements)
-            # Algorithms get copies: what they change must not leak into the node's tasks.
-            task_labels = dict(task.labels)
-            if self._label_generators is not None:  # and the generated labels, as in the original
-                for name in self._label_generators.names:
-                    if name in state.labels and name not in task_labels \
-                            and name not in self.common_labels:
-                        task_labels[name] = state.labels[name]
+            # Algorithms get copies: what they change must not leak into the node's tasks. Their
+            # labels are the ones the task's metrics carry (the agent's win over the task's).
             tasks_data[task_id] = TaskData(
                 name=task.name, task_id=task_id, cgroup_path=task.cgroup_path,
-                subcgroups_paths=list(task.subcgroups_paths), labels=task_labels,
+                subcgroups_paths=list(task.subcgroups_paths), labels=dict(state.labels),
                 resources=dict(task.resources), measurements=measurements)
             metrics.extend(export_metrics_from_measurements(measurements, state.labels))
         for task_id in vanished:
@@ -363,8 +430,13 @@ class MeasurementRunner(Runner):
             make(MetricName.WCA_ERRORS, log_counter.errors, labels),
             make(MetricName.WCA_TASKS_VANISHED, errors.get('vanished', 0), labels),
             make(MetricName.WCA_MEASUREMENT_ERRORS, errors.get('measurement', 0), labels),
-            make(MetricName.WCA_LABELS_DROPPED, errors.get('labels', 0), labels),
         ]
+        for reason in DROP_REASONS:
+            metrics.append(make(MetricName.WCA_LABELS_DROPPED, errors.get('labels:' + reason, 0),
+                                dict(labels, reason=reason)))
+        for phase in GUARDED:
+            metrics.append(make(MetricName.WCA_ITERATION_ERRORS, errors.get('phase:' + phase, 0),
+                                dict(labels, phase=phase)))
         metrics.extend(self._component_metrics('node', self.config.node, labels))
         # Failures the node raised (a plugin node); built-in nodes count their own by reason.
         metrics.append(make(MetricName.WCA_NODE_ERRORS, errors.get('node', 0),
@@ -463,6 +535,12 @@ class MeasurementRunner(Runner):
     def report_recovery(self, key):
         if self._failing.pop(key, None) is not None:
             log.info('%s works again', key)
+
+
+def _kinds(tasks) -> str:
+    if isinstance(tasks, (list, tuple)):
+        return 'a list holding %s' % ', '.join(sorted({type(t).__name__ for t in tasks}))
+    return type(tasks).__name__
 
 
 def _requested(resources, measurements):
