@@ -382,3 +382,21 @@ def test_a_control_group_removed_while_the_allocator_runs(tree, tmp_path, cgroup
     made.iterate()  # (counted after this iteration's metrics were collected: in the next)
     assert metrics.value('wca_rdt_repairs_total', what='control_group_removed') == 1
     made.close()
+
+
+def test_repairs_are_exported_where_resctrl_has_control_but_no_monitoring(tmp_path, cgroups):
+    """A resctrl without info/L3_MON: the agent only allocates, and a control group removed by
+    hand is still counted in wca_rdt_repairs_total (an iteration later: the allocation step
+    finds it after the platform's metrics were collected)."""
+    a = cgroups.create('a')
+    answer = {a.strip('/'): {A.RDT: RDTAllocation(name='be', l3='L3:0=00f;1=00f')}}
+    with resctrl_tree(str(tmp_path / 'resctrl'), monitoring=False) as tree:
+        made, metrics, anomalies, stored = rdt_runner(tree, tmp_path, StaticNode(tasks=[a]), answer)
+        made.iterate()
+        tree.rmdir('be')
+        made.iterate()
+        made.iterate()
+        assert metrics.value('wca_rdt_repairs_total', what='control_group_removed') == 1
+        assert metrics.value('wca_rdt_groups_record_writable') == 1
+        assert set(tree.tasks('be')) == threads(cgroups, a)
+        made.close()

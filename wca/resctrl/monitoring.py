@@ -378,10 +378,28 @@ class RDTMonitoringStatus(PlatformSource):
             1 for source in m.groups.values() if source.active)
         measurements[MetricName.WCA_RDT_TASKS_WAITING] = len(m.waiting)
         measurements[MetricName.WCA_RDT_UNAVAILABLE_READINGS] = m.unavailable
-        if m.record.configured:
-            measurements[MetricName.WCA_RDT_GROUPS_RECORD_WRITABLE] = int(m.record.writable)
-        for what, count in m.repairs.items():
-            measurements.setdefault(MetricName.WCA_RDT_REPAIRS, {})[what] = count
+        publish_repairs(measurements, m.record, m.repairs)
+
+
+def publish_repairs(measurements: Measurements, record: GroupRecord, repairs: Dict[str, int]):
+    """What the agent set right after someone else changed it, and whether its record of the
+    groups it made can be written: exported with or without monitoring."""
+    if record.configured:
+        measurements[MetricName.WCA_RDT_GROUPS_RECORD_WRITABLE] = int(record.writable)
+    for what, count in repairs.items():
+        measurements.setdefault(MetricName.WCA_RDT_REPAIRS, {})[what] = count
+
+
+class RDTControlStatus(PlatformSource):
+    """wca_rdt_repairs_total and wca_rdt_groups_record_writable on a resctrl the agent only
+    allocates on (no monitoring): repairs made by the allocation step show an iteration later."""
+
+    def __init__(self, record: GroupRecord, repairs: Dict[str, int]):
+        self.record = record
+        self.repairs = repairs
+
+    def collect(self, measurements: Measurements) -> None:
+        publish_repairs(measurements, self.record, self.repairs)
 
 
 def _said(resctrl: Resctrl) -> str:

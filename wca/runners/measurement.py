@@ -25,6 +25,7 @@ from wca.platforms import Platform, PlatformCollector, hostname
 from wca.pressure import PressureSource
 from wca.resctrl import rdt
 from wca.resctrl.info import ResctrlUnavailable
+from wca.resctrl.monitoring import RDTControlStatus
 from wca.runners.base import Runner
 # MeasurementRunnerConfig stays importable from here, as the original agent had it.
 from wca.runners.config import MeasurementRunnerConfig, flat_or_config
@@ -133,8 +134,9 @@ class MeasurementRunner(Runner):
         sources = []  # type: List[PlatformSource]
         if self.config.pressure:
             sources.append(PressureSource(self.config.proc_root, self._errors))
-        if self._rdt is not None and self._rdt.monitoring is not None:
-            sources.append(self._rdt.monitoring.status())
+        if self._rdt is not None:
+            sources.append(self._rdt.monitoring.status() if self._rdt.monitoring is not None
+                           else RDTControlStatus(self._rdt.record, self._rdt.repairs))
         sources.extend(self._perf[1])
         c = self.config
         sources.extend(procfs.platform_sources(c.vmstat, c.zoneinfo, c.proc_root, c.sys_root,
