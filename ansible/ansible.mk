@@ -4,14 +4,15 @@
 #   make ansible-venv   .venv-ansible from requirements-ansible.lock (ansible-core 2.16, ansible 9,
 #                       molecule, molecule-plugins[docker], ansible-lint, yamllint), hashes checked
 #   make wheelhouse     dist/wheelhouse: what the role installs on Debian and Ubuntu hosts
-#                       (WHEELHOUSE_PYTHONS: the hosts' Python versions)
+#                       (WHEELHOUSE_PYTHONS: the hosts' Python versions; the default covers
+#                       Ubuntu 20.04-24.04 (3.8, 3.10, 3.12) and Debian 11-13 (3.9, 3.11, 3.13))
 #   make lint-ansible   yamllint and ansible-lint (production profile); part of `make lint`
 #   make molecule       molecule test of the default scenario on the testbed (root); part of
 #                       `make test`. MOLECULE_SCENARIO=centos7 for the CentOS 7 one.
 
 ANSIBLE_VENV ?= .venv-ansible
 WHEELHOUSE ?= dist/wheelhouse
-WHEELHOUSE_PYTHONS ?= 3.8 3.9 3.10 3.11 3.12
+WHEELHOUSE_PYTHONS ?= 3.8 3.9 3.10 3.11 3.12 3.13
 MOLECULE_SCENARIO ?= default
 MOLECULE_ARGS ?=
 
