@@ -188,16 +188,23 @@ def nevra(rpm):
     return run(['rpm', '-qp', '--qf', '%{NEVRA}', rpm]).stdout
 
 
-def test_dnf_installs_wca_from_the_signed_repository(host, releases):
+def test_dnf_installs_wca_from_the_signed_repository(host, releases, operator_key):
     out = host.dnf('install', 'wca').stdout
     # The key came from gpgkey= over HTTPS, and dnf imported it to check the package.
     assert 'Importing GPG key' in out and KEY_UID in out, out
     assert host.installed() == (nevra(releases[0]), 'wca')
     assert os.path.isfile(os.path.join(host.root, 'usr', 'bin', 'wca'))
     assert os.path.isfile(os.path.join(host.root, 'usr', 'lib64', 'wca', '__main__.py'))
-    # The installed header carries the signature of the operator's key.
-    sig = run(['rpm', '--root', host.root, '-q', '--qf', '%{RSAHEADER:pgpsig}', 'wca']).stdout
-    assert sig.startswith('RSA/SHA256'), sig
+    # The installed header carries the signatures of the operator's key: of the header, and of
+    # header and payload (the one EL7's rpm checks the payload with).
+    sigs = run(['rpm', '--root', host.root, '-q', '--qf', '%{RSAHEADER:pgpsig}\n%{SIGPGP:pgpsig}',
+                'wca']).stdout.splitlines()
+    key_id = run(['gpg', '--batch', '--with-colons', '--list-keys', '=' + KEY_UID],
+                 env=dict(os.environ, GNUPGHOME=operator_key)).stdout
+    key_id = re.search(r'^pub:[^:]*:[^:]*:[^:]*:([0-9A-F]{16}):', key_id, re.M).group(1).lower()
+    assert len(sigs) == 2, sigs
+    for sig in sigs:
+        assert sig.startswith('RSA/SHA256') and sig.endswith('Key ID ' + key_id), sigs
 
 
 def test_dnf_upgrades_wca_when_a_new_release_is_published(checkout, web, host, releases,
