@@ -21,7 +21,7 @@ import sys
 
 import pytest
 
-from pkg_fixtures import REPO, build_rpms, require_tool, run
+from pkg_fixtures import REPO, build_rpms, require_root, require_tool, run
 
 sys.path.insert(0, os.path.join(REPO, 'tests'))
 from tls_ca import Answer, JsonServer, make_pki  # noqa: E402 (tests/ is not a package)
@@ -131,6 +131,7 @@ class Host:
     """A dnf installroot with /etc/yum.repos.d holding a published wca.repo and the stubs."""
 
     def __init__(self, path, wca_repo_file, stub_repo, ca_cert):
+        require_root('dnf --installroot')
         self.root = os.path.join(path, 'root')
         self.reposdir = os.path.join(path, 'yum.repos.d')
         os.makedirs(self.root)
