@@ -57,11 +57,12 @@ def run(args, check=True, **kwargs):
     return result
 
 
-def build_rpms(source_dir, outdir, variant, env=None):
-    """Builds one variant with source_dir's build-rpm; returns {'binary': path, 'source': path}."""
+def build_rpms(source_dir, outdir, variant, env=None, rpmbuild_args=()):
+    """Builds one variant with source_dir's build-rpm (and more rpmbuild options, e.g.
+    --define 'wca_release 2'); returns {'binary': path, 'source': path}."""
     require_tool('rpmbuild', 'packaging/tools/install-deps build (as root)')
-    run([os.path.join(source_dir, 'packaging', 'rpm', 'build-rpm'), outdir] + VARIANTS[variant],
-        cwd=source_dir, env=env)
+    run([os.path.join(source_dir, 'packaging', 'rpm', 'build-rpm'), outdir] + VARIANTS[variant]
+        + list(rpmbuild_args), cwd=source_dir, env=env)
     rpms = sorted(os.listdir(outdir))
     binary = [f for f in rpms if f.endswith('.x86_64.rpm')]
     source = [f for f in rpms if f.endswith('.src.rpm')]
