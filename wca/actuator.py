@@ -2,11 +2,12 @@
 TaskData.allocations), and the allocator's checked answer is written where it differs.
 
 The comparison is with the kernel, not with what the agent wrote before, so a setting someone
-else reset (the kubelet reconciles pod cgroups every minute) is written again. Numbers within
-wca.allocations.FLOAT_TOLERANCE of what is held are not written (the original agent's 0.05),
-cpusets compare as sets, RDT schemata domain by domain. migrate_pages is not a setting the kernel
-holds: it runs when the task's memory.numa_stat shows pages outside the target node (or cannot
-tell), on every process of the task, and is refused while swap is on (pages moved under memory
+else reset (the kubelet reconciles pod cgroups every minute) is written again. Shares within
+wca.allocations.FLOAT_TOLERANCE of what is held are not written (the original agent's 0.05), nor
+a quota whose ratio quota / period is within that fraction of the held one's; cpusets compare as
+sets, RDT schemata domain by domain. migrate_pages is not a setting the kernel holds: it runs
+when the task's memory.numa_stat shows pages outside the target node (or cannot tell), on every
+process of the task, and is refused while swap is on (pages moved under memory
 pressure risk the OOM killer, as the original agent warned).
 
 Each allocation (task, type) succeeds or fails alone: a write the kernel refuses becomes a

@@ -43,7 +43,9 @@ REASONS = (INVALID, UNKNOWN_TASK, UNKNOWN_TYPE, UNSUPPORTED, OUT_OF_CLOSIDS, CON
            KERNEL_REFUSED, PERMISSION, VANISHED)
 NO_TYPE = 'unknown'  # the allocation_type label of an answer that names no valid type
 
-FLOAT_TOLERANCE = 0.05  # numbers closer than this to what the kernel holds are not written
+# Shares closer than this to what the kernel holds are not written; a quota whose ratio
+# (quota / period) is within this fraction of the held one's is not either.
+FLOAT_TOLERANCE = 0.05
 LIST_LIMIT = 1 << 16  # no CPU or NUMA node id is above this: refused before a set is built
 
 

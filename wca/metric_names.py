@@ -83,6 +83,7 @@ class MetricName(str, Enum):
     # /proc/<tid>/sched summed over the task's threads (sched), working set size (wss_*)
     TASK_SCHED_STAT = 'task_sched_stat'
     TASK_SCHED_STAT_NUMA_FAULTS = 'task_sched_stat_numa_faults'
+    TASK_RUNQUEUE_DELAY_SECONDS = 'task_runqueue_delay_seconds_total'  # runqueue_delay
     TASK_WSS_REFERENCED_BYTES = 'task_wss_referenced_bytes'
     TASK_WORKING_SET_SIZE_BYTES = 'task_working_set_size_bytes'
     TASK_WSS_MEASURE_OVERHEAD_SECONDS = 'task_wss_measure_overhead_seconds'
@@ -367,6 +368,10 @@ METRICS_METADATA = {
     MetricName.TASK_SCHED_STAT_NUMA_FAULTS: _M(
         'NUMA faults of the task\'s threads by node and fault type, summed (/proc/<tid>/sched'
         ' numa_faults lines).', G, ('numa_node', 'fault_type')),
+    MetricName.TASK_RUNQUEUE_DELAY_SECONDS: _M(
+        'Total time in seconds the task\'s threads waited on a CPU run queue (the second field of'
+        ' /proc/<tid>/schedstat, summed; threads that ended stay counted; runqueue_delay option).',
+        C),
     MetricName.TASK_WSS_REFERENCED_BYTES: _M(
         'Memory of the task\'s processes referenced since their last clear_refs reset (Referenced:'
         ' of /proc/<pid>/smaps_rollup, summed).', G),

@@ -34,7 +34,7 @@ from wca.sources import TaskSource, TaskSourceFactory
 log = logging.getLogger(__name__)
 
 _DASHES = b'-' * 20  # the line under the header; a command name (15 bytes at most) cannot hold it
-_ENDED = (errno.ENOENT, errno.ESRCH)  # a thread that ended after the tasks file was read
+ENDED = (errno.ENOENT, errno.ESRCH)  # a thread that ended after the tasks file was read
 
 
 def split_sched(data: bytes) -> Tuple[List[bytes], List[bytes], bytes]:
@@ -178,15 +178,17 @@ def parse_sched(data: bytes, choose: KeyFilter) -> Tuple[Dict[str, float], Dict[
     return sums.totals(), sums.numa_faults()
 
 
-class SchedSource(TaskSource):
-    """One task's threads' sched files, summed."""
+class ThreadsSource(TaskSource):
+    """A task source that reads a /proc file of each thread of the task's cgroups (and its
+    subcgroups): the thread ids come from their `tasks` (v1) or `cgroup.threads` (v2) files,
+    read every iteration. `what` names the metrics a failure drops, in its log line."""
+    what = 'sched metrics'
 
-    def __init__(self, task: Task, listings: List[Tuple[str, str]], layouts: Layouts,
-                 proc: str, errors: Dict[str, int]):
+    def __init__(self, task: Task, listings: List[Tuple[str, str]], proc: str,
+                 errors: Dict[str, int]):
         self.task_id = task.task_id
         self.cgroup_path = task.cgroup_path
         self.listings = listings  # (cgroup directory, its tasks file), the task's and subcgroups'
-        self.layouts = layouts
         self.proc = proc
         self.errors = errors
         self._read = []  # type: List[str]  the files the last measure() read
@@ -200,11 +202,13 @@ class SchedSource(TaskSource):
         self.errors['measurement'] = self.errors.get('measurement', 0) + 1
         if what not in self._failing:
             self._failing.add(what)
-            log.warning('task %s: cannot read %s: %s (sched metrics of it are dropped)',
-                        self.task_id, what, reason)
+            log.warning('task %s: cannot read %s: %s (%s of it are dropped)',
+                        self.task_id, what, reason, self.what)
 
-    def threads(self) -> List[bytes]:
+    def threads(self) -> Tuple[List[bytes], bool]:
+        """(the thread ids of the task's cgroups, whether every listing was read)."""
         tids = []  # type: List[bytes]
+        whole = True
         for directory, listing in self.listings:
             try:
                 data = read_all(listing)  # a record per thread: not one read() when long
@@ -212,24 +216,54 @@ class SchedSource(TaskSource):
                 if e.errno in GONE and not os.path.isdir(directory):
                     raise CgroupVanished(self.cgroup_path, listing)
                 self._failure(listing, e.strerror or e)
+                whole = False
                 continue
             self._read.append(listing)
             tids.extend(data.split())
-        return tids
+        return tids, whole
+
+    def read_thread(self, path: str, kind: str) -> Optional[bytes]:
+        """A thread's file, or None when it cannot be read: a thread that ended after its
+        cgroup's listing was read is no error (ENOENT, ESRCH), anything else is counted and
+        logged once per `kind` (such as '/proc/<tid>/sched')."""
+        try:
+            data = fsutil.read_bytes(path)  # one record (single_open): one read() is all
+        except OSError as e:
+            if e.errno not in ENDED:
+                self._failure(kind, e.strerror or e)
+            return None
+        self._read.append(path)
+        return data
+
+
+def open_listings(layout: CgroupLayout, task: Task, what: str) -> List[Tuple[str, str]]:
+    """The (cgroup directory, thread listing) pairs of a task's cgroup and subcgroups; empty
+    (and said) when there are none."""
+    listings = member_listings(layout, [task.cgroup_path] + list(task.subcgroups_paths),
+                               ('cpu', 'cpuacct', 'memory'), 'tasks', 'cgroup.threads')
+    if not listings:
+        log.warning('task %s: cgroup %s has no tasks file in the cpu, cpuacct or memory '
+                    'hierarchy nor in cgroup2: no %s', task.task_id, task.cgroup_path, what)
+    return listings
+
+
+class SchedSource(ThreadsSource):
+    """One task's threads' sched files, summed."""
+
+    def __init__(self, task: Task, listings: List[Tuple[str, str]], layouts: Layouts,
+                 proc: str, errors: Dict[str, int]):
+        super().__init__(task, listings, proc, errors)
+        self.layouts = layouts
 
     def measure(self, measurements: Measurements) -> None:
         self._read = []
         sums = SchedSums(self.layouts)
         sched_file = self.proc + '/%s/sched'
-        for tid in self.threads():
+        for tid in self.threads()[0]:
             path = sched_file % tid.decode()
-            try:
-                data = fsutil.read_bytes(path)  # one record (single_open): one read() is all
-            except OSError as e:
-                if e.errno not in _ENDED:
-                    self._failure('/proc/<tid>/sched', e.strerror or e)
-                continue  # a thread that ended meanwhile is no error
-            self._read.append(path)
+            data = self.read_thread(path, '/proc/<tid>/sched')
+            if data is None:
+                continue
             try:
                 sums.add(data)
             except (ValueError, IndexError) as e:
@@ -252,10 +286,7 @@ class SchedSourceFactory(TaskSourceFactory):
         self.errors = errors if errors is not None else {}
 
     def open(self, task: Task) -> Optional[SchedSource]:
-        listings = member_listings(self.layout, [task.cgroup_path] + list(task.subcgroups_paths),
-                                   ('cpu', 'cpuacct', 'memory'), 'tasks', 'cgroup.threads')
+        listings = open_listings(self.layout, task, 'sched metrics')
         if not listings:
-            log.warning('task %s: cgroup %s has no tasks file in the cpu, cpuacct or memory '
-                        'hierarchy nor in cgroup2: no sched metrics', task.task_id, task.cgroup_path)
             return None
         return SchedSource(task, listings, self.layouts, self.proc, self.errors)

@@ -279,7 +279,10 @@ def test_every_allocation_type_under_the_unit(box):
                              ).stdout.strip()
                 for name in ('cpu.cfs_quota_us', 'cpu.cfs_period_us', 'cpu.shares', 'cpuset.cpus',
                              'cpuset.mems', 'cpuset.memory_migrate')}
-        assert read == {'cpu.cfs_quota_us': str(max(1000, 500 * cpus)), 'cpu.cfs_period_us': '1000',
+        # half the box: 500 us per 1000 us period per CPU; on one CPU the period is lengthened
+        # (the kernel's least quota is 1000 us), so that the ratio holds
+        quota, period = (500 * cpus, 1000) if cpus > 1 else (1000, 2000)
+        assert read == {'cpu.cfs_quota_us': str(quota), 'cpu.cfs_period_us': str(period),
                         'cpu.shares': '2000', 'cpuset.cpus': '0', 'cpuset.mems': '0',
                         'cpuset.memory_migrate': '1'}
         # A root-owned process: refused without CAP_SYS_PTRACE, moved with the drop-in.

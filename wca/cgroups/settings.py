@@ -11,7 +11,12 @@ contract's units (wca.allocators), and how a target is written:
     cpuset_memory_migrate  v1 cpuset.memory_migrate             v2: none (always migrates)
 
 Units: cpu_quota is a fraction of the whole platform (quota / period / CPUs; unlimited, -1 or
-"max", is 1.0), and 1.0 or more is written as unlimited; a limited quota is at least 1000 us.
+"max", is 1.0), and 1.0 or more is written as unlimited. The kernel takes a quota of at least
+1000 us and a period of 1000 us to 1 s: where cpu_quota_period cannot hold the ratio (with the
+default 1 ms, any quota under one CPU), that cgroup's period is lengthened to the shortest
+multiple of it that can (at most 1 s), so a cap takes effect as computed; below 1 ms per second
+the least quota is written (and said once). A quota is held when the kernel's ratio
+quota / period is within the tolerance (relative) of the target's, whatever the period.
 cpu_shares is cpu.shares / cpu_shares_unit, written as at least 2 and at most 262144 shares; on
 v2 shares and weight convert as the OCI runtimes and the kubelet do
 (weight = 1 + (shares - 2) * 9999 / 262142; read back with the inverse that gives the same
@@ -24,6 +29,7 @@ where the kubelet puts them.
 """
 import errno
 import logging
+import math
 import os
 from typing import Any, Callable, Dict, List, Optional, Tuple  # noqa: F401 (type comments)
 
@@ -40,10 +46,8 @@ CPUS, MEMS = AllocationType.CPUSET_CPUS, AllocationType.CPUSET_MEMS
 MIGRATE = AllocationType.CPUSET_MEMORY_MIGRATE
 KINDS = (QUOTA, SHARES, MIGRATE, CPUS, MEMS)  # also the order of writes: memory_migrate first,
 # so that a cpuset.mems written in the same iteration moves the memory
-FLOATS = (QUOTA, SHARES)
-
 UNLIMITED = -1
-MIN_QUOTA_US = 1000
+MIN_QUOTA_US, MAX_PERIOD_US = 1000, 1000000  # the kernel's limits (v1 and cpu.max)
 MIN_SHARES, MAX_SHARES = 2, 262144
 MIN_WEIGHT, MAX_WEIGHT = 1, 10000
 
@@ -93,11 +97,30 @@ def _quota_value(kernel, units: Units) -> float:
 def _quota_target(value: float, units: Units):
     if value >= 1.0:
         return UNLIMITED, units.quota_period
-    return max(MIN_QUOTA_US, int(value * units.quota_period * units.cpus)), units.quota_period
+    return quota_period(value * units.cpus, units.quota_period)
 
 
-def _quota_holds(target, current) -> bool:
-    return target == current or (target[0] == UNLIMITED and current[0] == UNLIMITED)
+def quota_period(cpus: float, period: int) -> Tuple[int, int]:
+    """(quota, period) in microseconds that give `cpus` CPUs: with `period` where the quota is
+    at least the kernel's least (1000 us), else with the shortest multiple of `period` (at most
+    1 s) where it is; below 1 ms per second, the least the kernel can hold."""
+    quota = cpus * period
+    if quota < MIN_QUOTA_US:
+        if cpus * MAX_PERIOD_US <= MIN_QUOTA_US:
+            return MIN_QUOTA_US, MAX_PERIOD_US
+        period = min(MAX_PERIOD_US, period * int(math.ceil(MIN_QUOTA_US / quota - 1e-9)))
+        quota = cpus * period
+    return max(MIN_QUOTA_US, int(round(quota))), period
+
+
+def _quota_holds(target, current, tolerance) -> bool:
+    """Both unlimited, or both limited with ratios within `tolerance` of the target's
+    (relative): a period lengthened for a small quota, or another one with the same ratio,
+    is not written again."""
+    if target[0] == UNLIMITED or current[0] < 0 or current[1] <= 0:
+        return target[0] == UNLIMITED and current[0] < 0
+    wanted = target[0] / target[1]
+    return abs(current[0] / current[1] - wanted) <= tolerance * wanted
 
 
 def _v1_quota_parse(data):
@@ -143,7 +166,7 @@ def _v2_list_value(kernel, units):
     return fsutil.format_cpu_list(effective or configured)
 
 
-def _v2_list_holds(target, current) -> bool:
+def _v2_list_holds(target, current, tolerance) -> bool:
     # The effective set is the written one within the parent's: once written, what was asked
     # is held even where the parent narrows it (else it would be written again every time).
     return target == current[1] or target == current[0]
@@ -165,7 +188,8 @@ class Setting:
     value: Callable[[Any, Units], Any]  # kernel value -> contract value
     target: Callable[[Any, Units], Any]  # contract value -> kernel value
     render: Callable[[Any, Any], List[Tuple[str, bytes]]]  # (target, current or None) -> writes
-    holds: Callable[[Any, Any], bool] = lambda target, current: target == current
+    # (target, current, tolerance) -> whether the kernel holds the target already
+    holds: Callable[[Any, Any, float], bool] = lambda target, current, tolerance: target == current
 
 
 def _single(name, parse, value, target):
@@ -305,8 +329,9 @@ class TaskSettings:
 
     def apply(self, kind: AllocationType, value, current: Current, tolerance: float) -> int:
         """Writes `value` where the kernel does not hold it; returns the number of cgroups
-        written (0: it held it already). A number within `tolerance` of the one held is not
-        written. Raises SettingRefused."""
+        written (0: it held it already). Shares within `tolerance` of the ones held, and a
+        quota whose ratio is within `tolerance` of the held one's (relative), are not written.
+        Raises SettingRefused."""
         places = self.places.get(kind)
         if not places:
             raise SettingRefused(UNSUPPORTED, 'cgroup %s has no %s setting: the %s controller is '
@@ -324,22 +349,20 @@ class TaskSettings:
         kernel = current.get(kind) or [None] * len(places)
         for place, held in zip(places, kernel):
             setting = place.setting
-            if held is not None and kind in FLOATS and \
+            if held is not None and kind is SHARES and \
                     abs(setting.value(held, self.units) - value) <= tolerance:
                 continue
             target = setting.target(value, self.units)
-            if held is not None and setting.holds(target, held):
+            if held is not None and setting.holds(target, held, tolerance):
                 continue
-            if kind is QUOTA and not self._told_minimum and target[0] == MIN_QUOTA_US and \
-                    value * self.units.quota_period * self.units.cpus < MIN_QUOTA_US:
+            if kind is QUOTA and not self._told_minimum and \
+                    value * self.units.cpus * MAX_PERIOD_US < MIN_QUOTA_US:
                 self._told_minimum = True
-                log.warning('cgroup %s: cpu_quota %r is %d us per period of %d us, below the '
-                            'kernel\'s least quota of 1 ms: %d us written (cpu_quota %.3g); raise '
-                            'cpu_quota_period (allocation_configuration) for smaller quotas',
-                            self.cgroup_path, value,
-                            int(value * self.units.quota_period * self.units.cpus),
-                            self.units.quota_period, MIN_QUOTA_US,
-                            MIN_QUOTA_US / self.units.quota_period / self.units.cpus)
+                log.warning('cgroup %s: cpu_quota %r is %.3g us per second, below the kernel\'s '
+                            'least quota of 1 ms per period of at most 1 s: 1000 us per second '
+                            'written (cpu_quota %.3g)', self.cgroup_path, value,
+                            value * self.units.cpus * MAX_PERIOD_US,
+                            MIN_QUOTA_US / MAX_PERIOD_US / self.units.cpus)
             place.write(target, held)
             written += 1
         return written

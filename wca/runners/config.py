@@ -48,6 +48,8 @@ class MeasurementRunnerConfig:
       platform from /proc/pressure (default true; false: three files per task fewer).
     sched: task_sched_stat{key} from /proc/<tid>/sched summed over the task's threads: true
       for every key, a regular expression for the keys it matches (default false: off).
+    runqueue_delay: task_runqueue_delay_seconds_total, the time the task's threads waited on a
+      CPU run queue (/proc/<tid>/schedstat, summed over the threads; default false: off).
     wss_reset_cycles, wss_stable_cycles, wss_membw_threshold: working set size per task
       (wss_reset_cycles unset: off; 0: never reset; see wca.wss).
     gather_hw_mm_topology: DIMM metrics from dmidecode (and ipmctl), read at start: unset =
@@ -82,6 +84,7 @@ class MeasurementRunnerConfig:
     vmstat: Union[bool, str] = True
     zoneinfo: Union[bool, str] = True
     sched: Union[bool, str] = False
+    runqueue_delay: bool = False
     pressure: bool = True
     wss_reset_cycles: Optional[int] = None
     wss_stable_cycles: int = 0

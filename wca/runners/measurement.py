@@ -30,6 +30,7 @@ from wca.runners.base import Runner
 # MeasurementRunnerConfig stays importable from here, as the original agent had it.
 from wca.runners.config import MeasurementRunnerConfig, flat_or_config
 from wca.runners.tasks import TaskTracker
+from wca.runqueue import RunqueueSourceFactory
 from wca.sched import SchedSourceFactory
 from wca.security import CLEAR_REFS, DMI_TABLES, PERF_EVENT_PARANOID, SYS_PTRACE, Privilege
 from wca.sources import PlatformSource, TaskSourceFactory
@@ -123,6 +124,8 @@ class MeasurementRunner(Runner):
         if c.sched is not False:
             factories.append(SchedSourceFactory(procfs.compile_option('sched', c.sched),
                                                 self._layout, c.proc_root, self._errors))
+        if c.runqueue_delay:
+            factories.append(RunqueueSourceFactory(self._layout, c.proc_root, self._errors))
         if c.wss_reset_cycles is not None:  # after RDT: it reads task_mem_bandwidth_bytes
             factories.append(wss.WssSourceFactory(
                 self._layout, c.wss_reset_cycles, c.wss_stable_cycles, c.wss_membw_threshold,
