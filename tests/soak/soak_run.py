@@ -93,6 +93,7 @@ class Soak:
         self.s = settings
         self.tansu = tansu
         self.started = time.monotonic()
+        self.commit = _commit()  # of the code the agent runs: taken at its start
         self.kafka_iterations = set()
         self.kafka_messages = 0
         self.samples = {}
@@ -295,7 +296,7 @@ class Soak:
         if churn.errors:
             failures.append('the churn failed: %s' % churn.errors[0])
         return {
-            'commit': _commit(), 'seconds': s.seconds, 'interval': s.interval, 'pods': s.pods,
+            'commit': self.commit, 'seconds': s.seconds, 'interval': s.interval, 'pods': s.pods,
             'seed': s.seed, 'ran_seconds': round(time.monotonic() - self.started, 1),
             'iterations': iterations,
             'textfile': {'stored': self.textfile.stores, 'expected': expected,
