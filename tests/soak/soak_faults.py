@@ -6,6 +6,7 @@ FAULTS lists them in the order of docs/reliability.md.
 """
 import os
 import random
+import shutil
 import time
 
 from soak_world import value
@@ -131,7 +132,10 @@ class Injector:
             pids = sorted(set(p for r, ts in self._groups().items()
                               if r.split('/')[0] == control for p in ts))
         self._move_to_root(pids, control, relative)
-        self.soak.tree.rmdir(relative)
+        try:
+            self.soak.tree.rmdir(relative)
+        except FileNotFoundError:  # the agent removed it meanwhile (the tree's rmdir is not atomic)
+            shutil.rmtree(self.soak.tree.path(relative), ignore_errors=True)
         return (lambda: None), (lambda: self._placed(pids))
 
     def resctrl_tasks_moved(self):
