@@ -112,12 +112,20 @@ class Injector:
             f.write(''.join('%d\n' % p for p in pids))
 
     def _a_group(self):
-        """A group with tasks, (group, its control group, tasks), or None."""
+        """A group holding a stable pod's threads (any group with tasks when there is none),
+        as (group, its control group, the threads to move)."""
+        stable = set(p for uid in self.soak.stable for p in self.soak.pods.pids(uid))
         groups = [(r, t) for r, t in self._groups().items() if t]
-        if not groups:
+        preferred = [(r, [p for p in t if p in stable]) for r, t in groups if stable & set(t)]
+        if not (preferred or groups):
             return None
-        relative, pids = self.random.choice(groups)
+        relative, pids = self.random.choice(preferred or groups)
         return relative, relative.split('/')[0] if '/' in relative else relative, pids
+
+    def _a_pod(self, candidates):
+        """One of `candidates` (pod uids), a stable one when there is one."""
+        stable = [uid for uid in candidates if uid in self.soak.stable]
+        return self.random.choice(stable or candidates) if candidates else None
 
     def resctrl_group_removed(self):
         """rmdir of a group the agent made, by hand: a task's monitoring group, or (every other
@@ -164,7 +172,8 @@ class Injector:
                 applied.append((uid, shares, quota))
         if not applied:
             return None
-        uid, shares, quota = self.random.choice(applied)
+        uid = self._a_pod([a[0] for a in applied])
+        shares, quota = next((a[1], a[2]) for a in applied if a[0] == uid)
         try:
             _write(pods.cgroup_file(uid, 'cpu', 'cpu.shares'), CPU_SHARES_DEFAULT)
             _write(pods.cgroup_file(uid, 'cpu', 'cpu.cfs_quota_us'), CPU_QUOTA_DEFAULT)
@@ -238,10 +247,9 @@ class Injector:
         """A pod's cgroups removed and made again under the same names (a new process): the
         agent's held descriptors of the old ones answer ENODEV."""
         soak = self.soak
-        uids = soak.pods.uids()
-        if not uids:
+        uid = self._a_pod(soak.pods.uids())
+        if uid is None:
             return None
-        uid = self.random.choice(uids)
         if not soak.pods.recreate(uid):
             return None
         before = soak.textfile.stores

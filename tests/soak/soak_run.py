@@ -3,12 +3,14 @@ measures and allocates churned pods for SOAK_SECONDS while soak_faults.Injector 
 thing after another; then the figures (docs/reliability.md) and whether they hold.
 
 Settings (environment): SOAK_SECONDS (600), SOAK_INTERVAL (1.0), SOAK_PODS (6),
-SOAK_CHURN_SECONDS (2: a pod replaced that often), SOAK_FAULT_SECONDS (8: a fault starts that
-often; each is held SOAK_HOLD_SECONDS, 3), SOAK_SEED, SOAK_REPORT (the JSON report's path),
+SOAK_STABLE_PODS (2 of them, never churned: the faults' preferred targets), SOAK_CHURN_SECONDS
+(2: a pod replaced that often), SOAK_FAULT_SECONDS (8: a fault starts that often; each is held
+SOAK_HOLD_SECONDS, 3), SOAK_SEED, SOAK_REPORT (the JSON report's path),
 SOAK_FD_TOLERANCE (8), SOAK_THREAD_TOLERANCE (2), SOAK_RSS_TOLERANCE_MB (32).
 """
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -38,6 +40,7 @@ class Settings:
         self.seconds = _env('SOAK_SECONDS', 600)
         self.interval = _env('SOAK_INTERVAL', 1.0)
         self.pods = _env('SOAK_PODS', 6, int)
+        self.stable = _env('SOAK_STABLE_PODS', 2, int)  # of SOAK_PODS, never churned
         self.churn_every = _env('SOAK_CHURN_SECONDS', 2.0)
         self.fault_every = _env('SOAK_FAULT_SECONDS', 8.0)
         self.hold = _env('SOAK_HOLD_SECONDS', 3.0)
@@ -98,6 +101,7 @@ class Soak:
         self.kafka_messages = 0
         self.samples = {}
         self.stderr_text = ''
+        self.stable = []
 
     def say(self, text):
         """Progress, on stderr (make soak shows it)."""
@@ -192,7 +196,8 @@ class Soak:
         self.kubelet.server.__enter__()
         parts.append(lambda: self.kubelet.server.__exit__(None, None, None))
         self.pods = Pods(cgroups, self.kubelet)
-        churn = Churn(self.pods, s.pods, s.churn_every)
+        churn = Churn(self.pods, s.pods, s.stable, s.churn_every)
+        self.stable = churn.stable
         churn.fill()
         textfile = os.path.join(self.disk.path, 'wca.prom')
         rules = os.path.join(directory, 'rules.yaml')
@@ -255,7 +260,10 @@ class Soak:
     def _report(self, injector, churn, exit_code, stderr_text):
         s = self.s
         latest = self.textfile.latest
-        iterations = int(max([value(latest, 'wca_iterations_total') or 0] +
+        # what the agent's self-metrics say, or its log of an iteration that failed before its
+        # store (and so never said so in a metric)
+        failed = [int(n) for n in re.findall(r'iteration (\d+) failed', stderr_text)]
+        iterations = int(max([value(latest, 'wca_iterations_total') or 0] + failed +
                              list(self.kafka_iterations) + list(self.textfile.iterations_seen)))
         storage_errors = int(value(latest, 'wca_storage_errors_total', storage='metrics_storage')
                              or 0)
@@ -305,7 +313,7 @@ class Soak:
             'kafka': dict(kafka, iterations_seen=len(self.kafka_iterations),
                           messages_read=self.kafka_messages, missing=kafka_missing[:50]),
             'stored_anywhere': len(self.kafka_iterations | self.textfile.iterations_seen),
-            'tracebacks': tracebacks,
+            'tracebacks': tracebacks, 'iterations_failed': len(failed),
             'resources': {'start': start, 'end': end, 'growth': growth,
                           'tolerance': {'fds': s.fd_tolerance, 'threads': s.thread_tolerance,
                                         'rss_bytes': s.rss_tolerance}},

@@ -153,15 +153,21 @@ class Pods:
 
 
 class Churn(threading.Thread):
-    """Keeps `count` pods, replacing one every `every` seconds: a new one comes, the oldest
-    goes (alternately unlisted first or its cgroups removed first)."""
+    """Keeps `count` pods, `stable` of them for the whole run (long-running services: the
+    targets of the faults whose recovery takes a while), the others replaced one every `every`
+    seconds: a new one comes, the oldest goes (alternately unlisted first or its cgroups
+    removed first)."""
 
-    def __init__(self, pods, count, every):
+    def __init__(self, pods, count, stable, every):
         super().__init__(name='soak-churn', daemon=True)
         self.pods, self.count, self.every = pods, count, every
+        self.stable = [pods.add() for _ in range(min(stable, count))]
         self.stopping = threading.Event()
-        self.added = self.removed = 0
+        self.added, self.removed = len(self.stable), 0
         self.errors = []
+
+    def churned(self):
+        return [uid for uid in self.pods.uids() if uid not in self.stable]
 
     def fill(self):
         while len(self.pods.uids()) < self.count:
@@ -174,8 +180,8 @@ class Churn(threading.Thread):
             try:
                 self.pods.add()
                 self.added += 1
-                uids = self.pods.uids()
-                while len(uids) > self.count:
+                uids = self.churned()
+                while len(uids) + len(self.stable) > self.count:
                     turn += 1
                     self.pods.remove(uids.pop(0), cgroups_first=bool(turn % 2))
                     self.removed += 1
