@@ -37,7 +37,11 @@ class Injector:
     def run_one(self, name):
         started = time.monotonic()
         self.soak.say('fault %s' % name)
-        made = getattr(self, name)()
+        try:
+            made = getattr(self, name)()
+        except OSError as e:  # the world changed under the injector (the churn, the agent)
+            self.soak.say('  %s: not injected: %s' % (name, e))
+            made = None
         if made is None:
             self.counts[name]['skipped'] += 1
             return
@@ -120,7 +124,9 @@ class Injector:
         if not (preferred or groups):
             return None
         relative, pids = self.random.choice(preferred or groups)
-        return relative, relative.split('/')[0] if '/' in relative else relative, pids
+        if '/mon_groups/' in '/' + relative:  # a monitoring group, of the root group or another
+            return relative, ('/' + relative).split('/mon_groups/')[0].lstrip('/'), pids
+        return relative, relative, pids
 
     def _a_pod(self, candidates):
         """One of `candidates` (pod uids), a stable one when there is one."""
@@ -128,18 +134,20 @@ class Injector:
         return self.random.choice(stable or candidates) if candidates else None
 
     def resctrl_group_removed(self):
-        """rmdir of a group the agent made, by hand: a task's monitoring group, or (every other
-        time) a control group with its monitoring groups. The kernel moves their tasks to the
-        root group."""
+        """rmdir of a group the agent made, by hand: a task's monitoring group (its tasks stay in
+        the control group), or every other time a control group with its monitoring groups (the
+        kernel moves their tasks to the root group)."""
         chosen = self._a_group()
         if chosen is None:
             return None
         relative, control, pids = chosen
-        if self.counts['resctrl_group_removed']['injected'] % 2:
+        if self.counts['resctrl_group_removed']['injected'] % 2 and control:  # not the root
             relative = control
             pids = sorted(set(p for r, ts in self._groups().items()
                               if r.split('/')[0] == control for p in ts))
-        self._move_to_root(pids, control, relative)
+        if relative == control:  # a control group's tasks go to the root group
+            self._move_to_root(pids, control)
+        # (a monitoring group's stay in its control group, whose tasks file lists them already)
         try:
             self.soak.tree.rmdir(relative)
         except FileNotFoundError:  # the agent removed it meanwhile (the tree's rmdir is not atomic)
