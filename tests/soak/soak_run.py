@@ -311,7 +311,8 @@ class Soak:
                          'storage_errors': storage_errors,
                          'disk_full_iterations_at_most': storage_down_bound},
             'kafka': dict(kafka, iterations_seen=len(self.kafka_iterations),
-                          messages_read=self.kafka_messages, missing=kafka_missing[:50]),
+                          messages_read=self.kafka_messages, missing_count=len(kafka_missing),
+                          missing=kafka_missing[:50]),
             'stored_anywhere': len(self.kafka_iterations | self.textfile.iterations_seen),
             'tracebacks': tracebacks, 'iterations_failed': len(failed),
             'resources': {'start': start, 'end': end, 'growth': growth,
@@ -339,7 +340,7 @@ def table(report):
         ('kafka: iterations read', '%d (delivered %d, dropped %d, failed %d; missing %d)' % (
             report['kafka']['iterations_seen'], report['kafka']['delivered'],
             report['kafka']['dropped'], report['kafka']['failed'],
-            len(report['kafka']['missing']))),
+            report['kafka']['missing_count'])),
         ('tracebacks', report['tracebacks']),
     ]
     res = report['resources']
