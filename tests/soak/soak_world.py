@@ -195,7 +195,7 @@ class Churn(threading.Thread):
 
 # --- the textfile, watched -------------------------------------------------------------------
 
-IN_MOVED_TO, IN_CLOSE_WRITE = 0x80, 0x08
+IN_MOVED_TO, IN_CREATE = 0x80, 0x100
 _EVENT = struct.Struct('iIII')
 _SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)')
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
@@ -226,7 +226,8 @@ def value(samples, name, **labels):
 
 class TextfileWatch(threading.Thread):
     """Counts every replacement of the textfile (inotify IN_MOVED_TO: the kernel queues each
-    one, so none is missed however late this thread reads) and parses the newest contents."""
+    one, so none is missed however late this thread reads, as long as the writer creates its
+    temporary file in the same directory, as LogStorage does) and parses the newest contents."""
 
     def __init__(self, path):
         super().__init__(name='soak-textfile', daemon=True)
@@ -241,7 +242,11 @@ class TextfileWatch(threading.Thread):
         self._fd = libc.inotify_init1(os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0))
         if self._fd < 0:
             raise OSError(ctypes.get_errno(), 'inotify_init1')
-        if libc.inotify_add_watch(self._fd, os.path.dirname(path).encode(), IN_MOVED_TO) < 0:
+        # IN_CREATE too, though only IN_MOVED_TO is counted: the kernel merges an event into an
+        # identical one still unread (the cookie is not compared), so renames must not follow
+        # each other in the queue; the agent's temporary file is created between two.
+        if libc.inotify_add_watch(self._fd, os.path.dirname(path).encode(),
+                                  IN_MOVED_TO | IN_CREATE) < 0:
             raise OSError(ctypes.get_errno(), 'inotify_add_watch')
         self._name = os.path.basename(path).encode()
 
