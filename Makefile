@@ -10,7 +10,7 @@ CONFIG ?= configs/wca_config.yml
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--root,)
 PYTEST_ARGS ?=
 
-.PHONY: all venv venv36 run test test311 test36 test-tools lint bench clean
+.PHONY: all venv venv36 run test test311 test36 test-tools lint bench soak clean
 
 all: test
 
@@ -57,6 +57,12 @@ lint: venv lint-ansible
 
 bench: venv
 	$(VENV)/bin/python -m benchmarks $(BENCH_ARGS)
+
+# The fault-injection soak (docs/reliability.md): the agent for SOAK_SECONDS (default 600) under
+# task churn and injected faults; needs root. Not part of `make test`. The figures go to
+# soak-results/soak.json (SOAK_REPORT) and are printed.
+soak: venv test-tools
+	$(VENV)/bin/python -m pytest -m soak -s tests/soak $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(VENV36) $(ANSIBLE_VENV) build dist *.egg-info .pytest_cache
