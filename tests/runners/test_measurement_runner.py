@@ -91,6 +91,23 @@ def test_failing_storage_is_counted_and_the_loop_goes_on(cgroups, caplog):
     assert len(errors) == 1  # logged when it starts failing, not every second
 
 
+def test_a_storage_failing_the_same_way_is_logged_once_while_the_metric_count_changes(
+        cgroups, tmp_path, caplog):
+    """The textfile's directory is gone while tasks come and go: each store fails with the same
+    errno but another count of metrics (and another temporary file name): one error line."""
+    node = CgroupDirectoryNode(root=cgroups.parent)
+    storage = LogStorage(output_filename=str(tmp_path / 'gone' / 'metrics.prom'), overwrite=True)
+    runner = runner_for(node, storage)
+    for index in range(3):
+        cgroups.create('t%d' % index)
+        runner.iterate()
+    errors = [r.getMessage() for r in caplog.records if 'failed to store' in r.getMessage()]
+    assert len(errors) == 1, errors
+    os.mkdir(str(tmp_path / 'gone'))
+    runner.iterate()
+    assert os.path.exists(str(tmp_path / 'gone' / 'metrics.prom'))
+
+
 class BrokenNode(Node):
     def get_tasks(self):
         raise ConnectionError('kubelet refused the connection')

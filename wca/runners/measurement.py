@@ -526,20 +526,30 @@ class MeasurementRunner(Runner):
                 for role in roles:
                     self.count_error('storage:' + role)
                 self.report_failure(key, '%s (%s) failed to store %d metrics: %s' % (
-                    ' and '.join(roles), type(storage).__name__, len(metrics), e))
+                    ' and '.join(roles), type(storage).__name__, len(metrics), e), cause(e))
 
     def count_error(self, kind):
         self._errors[kind] = self._errors.get(kind, 0) + 1
 
-    def report_failure(self, key, message):
-        """Logs a failure when it starts or changes, not every iteration."""
-        if self._failing.get(key) != message:
-            self._failing[key] = message
+    def report_failure(self, key, message, why=None):
+        """Logs a failure when it starts or when `why` (default: the message) changes, not
+        every iteration."""
+        why = message if why is None else why
+        if self._failing.get(key) != why:
+            self._failing[key] = why
             log.error('%s', message)
 
     def report_recovery(self, key):
         if self._failing.pop(key, None) is not None:
             log.info('%s works again', key)
+
+
+def cause(error: Exception):
+    """What makes two failures the same one: the exception's type and, for an OSError, its
+    errno; not its text, which may name a temporary file or a count that changes each time."""
+    if isinstance(error, OSError) and error.errno is not None:
+        return type(error).__name__, error.errno
+    return type(error).__name__, str(error)
 
 
 def _kinds(tasks) -> str:
