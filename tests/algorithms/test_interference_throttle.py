@@ -128,6 +128,13 @@ def test_cache_contention_shrinks_the_best_effort_group_first():
         allocations, _, _ = a.allocate(*s.step(web={'usage': 1, 'cpi': 1.5},
                                                batch={'usage': 1, 'cpi': 3, 'llc': 30e6}))
     assert set(allocations['batch']) == {A.RDT, A.QUOTA}
+    released = None
+    for _ in range(30):  # contention over: released, back to its own group and quota
+        allocations, _, metrics = a.allocate(*s.step(web={'usage': 1, 'cpi': 1.0},
+                                                     batch={'usage': 0.1, 'cpi': 3}))
+        if allocations:
+            released = allocations
+    assert released == {'batch': {A.RDT: held, A.QUOTA: 1.0}}
 
 
 def test_a_task_that_leaves_is_forgotten():
