@@ -13,7 +13,7 @@ stays at level 0 until the oldest of those releases is an hour old.
 Cache and memory bandwidth contention (a cpi victim, where RDT control exists): the BE task's
 resctrl group (rdt_group) is shrunk first, L3 ways and MBA percent by the same levels; its CPU
 quota is cut too only when it is still named `hold` seconds later. The group is shared by the
-BE tasks (as PRM's): its schemata follow the task that moved last.
+BE tasks (as PRM's): its schemata are those of the lowest level among the tasks in it.
 """
 import collections
 import logging
@@ -77,7 +77,11 @@ class Throttles:
         for task_id, state in sorted(self.states.items()):
             if task_id not in named:
                 self._recover(task_id, state, now)
-            allocations[task_id] = self._allocations(task_id, state, platform,
+        # One BE group, one schemata: the lowest level of the tasks in it.
+        group_level = min([s.level for s in self.states.values() if s.rdt and s.level < self.levels]
+                          or [self.levels])
+        for task_id, state in sorted(self.states.items()):
+            allocations[task_id] = self._allocations(state, group_level, platform,
                                                      tasks_data[task_id])
             if state.level >= self.levels:
                 del self.states[task_id]
@@ -155,7 +159,7 @@ class Throttles:
         top = max(state.ceiling, self.floor)
         return self.floor + (top - self.floor) * state.level / float(self.levels)
 
-    def _allocations(self, task_id, state, platform, data) -> Dict:
+    def _allocations(self, state, group_level, platform, data) -> Dict:
         result = {}
         if state.cpu:
             if state.level >= self.levels:
@@ -167,7 +171,7 @@ class Throttles:
             if state.level >= self.levels:
                 rdt = state.original_rdt  # back to its own group
             else:
-                rdt = rdt_allocation(self.rdt_group, state.level, self.levels, data, platform)
+                rdt = rdt_allocation(self.rdt_group, group_level, self.levels, data, platform)
             if rdt is not None:
                 result[AllocationType.RDT] = rdt
         return result
