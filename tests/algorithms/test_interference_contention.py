@@ -106,10 +106,10 @@ class Contention:
         self.agent = None
         self.config = None
 
-    def configure(self, signal):
+    def configure(self, signal, runner='AllocationRunner'):
         """The agent's config: the components and options a user writes."""
         measure = '  runqueue_delay: true\n' if signal == 'runqueue_delay' else ''
-        self.config = write_config(self.tmp / 'interference.yaml', '''\
+        text = '''\
 runner: !AllocationRunner
   node: !StaticNode
     tasks: [{lc}, {hog}, {lchog}]
@@ -134,7 +134,13 @@ runner: !AllocationRunner
     state_file: {state}
 '''.format(tmp=self.tmp, anomalies=self.anomalies, state=self.state, min_samples=MIN_SAMPLES,
            lc_id=self.ids['lc'], hog_id=self.ids['hog'], lchog_id=self.ids['lchog'],
-           signal=signal, measure=measure, **self.paths))
+           signal=signal, measure=measure, **self.paths)
+        if runner == 'DetectionRunner':  # the same detection, changing nothing
+            text = text.replace('!AllocationRunner', '!DetectionRunner').replace(
+                '!InterferenceAllocator', '!InterferenceDetector').replace('allocator:', 'detector:')
+            text = '\n'.join(line for line in text.split('\n') if not line.startswith(
+                ('  allocation', '    hold', '    recovery_period', '    levels')))
+        self.config = write_config(self.tmp / 'interference.yaml', text)
 
     def start_agent(self):
         if os.path.exists(self.anomalies):
@@ -192,12 +198,12 @@ def contention(cgroups, tmp_path):
         made.stop_agent()
 
 
-def learned(c, signal='cpu_pressure'):
+def learned(c, signal='cpu_pressure', runner='AllocationRunner'):
     if signal == 'runqueue_delay':
         from wca.runners import MeasurementRunnerConfig
         if 'runqueue_delay' not in MeasurementRunnerConfig.__dataclass_fields__:
             pytest.skip('this agent does not measure the run-queue delay yet')
-    c.configure(signal)
+    c.configure(signal, runner)
     c.run('lc', LC_WORK)
     c.start_agent()
     c.wait('the LC baseline learned while the LC task is alone',
@@ -261,3 +267,17 @@ def test_a_latency_critical_hog_is_named_and_never_throttled(contention):
     assert c.value('interference_throttle_level', 'lchog') is None  # not a BE task
     lchog.kill()
     lchog.wait()
+
+
+def test_the_detector_names_the_hog_and_changes_nothing(contention):
+    c = contention
+    learned(c, runner='DetectionRunner')
+    hog = c.run('hog', HOG)
+    c.wait('the hog named as the LC task\'s antagonist',
+           lambda: c.value('anomaly', 'hog') == c.ids['lc'])
+    assert c.value('interference_victim', 'lc') == 1
+    assert c.value('interference_throttle_level', 'hog') is None
+    assert c.quota('hog') is None
+    assert 'DetectionRunner' in open(c.config).read()
+    hog.kill()
+    hog.wait()
