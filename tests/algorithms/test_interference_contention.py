@@ -123,7 +123,6 @@ runner: !AllocationRunner
 {measure}  metrics_storage: !LogStorage {{output_filename: {tmp}/metrics.prom, overwrite: true}}
   anomalies_storage: !LogStorage {{output_filename: {anomalies}, overwrite: true}}
   allocations_storage: !LogStorage {{output_filename: {tmp}/allocations.prom, overwrite: true}}
-  allocation_configuration: !AllocationConfiguration {{cpu_quota_period: 100000}}
   allocator: !InterferenceAllocator
     signal: {signal}
     min_samples: {min_samples}
@@ -199,10 +198,6 @@ def contention(cgroups, tmp_path):
 
 
 def learned(c, signal='cpu_pressure', runner='AllocationRunner'):
-    if signal == 'runqueue_delay':
-        from wca.runners import MeasurementRunnerConfig
-        if 'runqueue_delay' not in MeasurementRunnerConfig.__dataclass_fields__:
-            pytest.skip('this agent does not measure the run-queue delay yet')
     c.configure(signal, runner)
     c.run('lc', LC_WORK)
     c.start_agent()

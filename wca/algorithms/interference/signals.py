@@ -35,8 +35,7 @@ CYCLES = MetricName.TASK_CYCLES.value
 INSTRUCTIONS = MetricName.TASK_INSTRUCTIONS.value
 CACHE_MISSES = MetricName.TASK_CACHE_MISSES.value
 PRESSURE = MetricName.TASK_PRESSURE_CPU_WAITING.value
-# Added with the per-task run-queue wait (MeasurementRunner `runqueue_delay: true`).
-RUNQUEUE = 'task_runqueue_delay_seconds_total'
+RUNQUEUE = MetricName.TASK_RUNQUEUE_DELAY_SECONDS.value  # MeasurementRunner `runqueue_delay: true`
 LLC = MetricName.TASK_LLC_OCCUPANCY_BYTES.value
 MBM = MetricName.TASK_MEM_BANDWIDTH_BYTES.value
 
