@@ -4,6 +4,8 @@ Kernel pseudo-files are read with os.open/os.read: no buffering layer, no decodi
 asked. Parsing works on bytes with find/split, never regular expressions, on the hot path.
 """
 import os
+import select
+import tempfile
 from typing import Dict, Iterable, Optional, Set
 
 _CHUNK = 65536
@@ -103,21 +105,40 @@ def format_cpu_list(cpus: Iterable[int]) -> str:
     return ','.join(str(a) if a == b else '%d-%d' % (a, b) for a, b in ranges)
 
 
-def write_atomically(path: str, data: bytes, mode: int = 0o644) -> None:
-    """Replaces the file at once (a temporary file in the same directory, flushed, renamed over
-    it): a crash leaves the old contents or the new ones, never half of them. Raises OSError."""
-    temporary = '%s.%d.tmp' % (path, os.getpid())
-    try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _CLOEXEC, mode)
+def write_all(fd: int, data: bytes) -> None:
+    """Writes all of `data`: a write cut short (a signal, a full pipe) goes on where it stopped."""
+    view = memoryview(data)
+    while view:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
+            written = os.write(fd, view)
+        except InterruptedError:  # Python retries EINTR itself (PEP 475); kept for clarity
+            continue
+        except BlockingIOError:  # a non-blocking pipe is full: wait until it drains
+            select.select([], [fd], [])
+            continue
+        view = view[written:]
+
+
+def write_atomically(path: str, data: bytes, mode: int = 0o644, fsync: bool = True) -> None:
+    """Replaces the file at once (a temporary file in the same directory, written, renamed over
+    it): readers and a crash see the old contents or the new ones, never half of them. The
+    temporary file's name is random and made with O_CREAT|O_EXCL|O_NOFOLLOW (mkstemp): in a
+    directory others can write, nothing planted at a name the agent would use (a symbolic link
+    to /etc/something) is followed, truncated or renamed into place; it is removed whatever
+    fails. `fsync`: wait for the disk before the rename (not for a file rewritten every
+    iteration). Raises OSError."""
+    directory, name = os.path.split(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(prefix=name + '.', suffix='.tmp', dir=directory)
+    try:
+        try:
+            os.fchmod(fd, mode)
+            write_all(fd, data)
+            if fsync:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(temporary, path)
-    except OSError:
+    except BaseException:
         try:
             os.unlink(temporary)
         except OSError:

@@ -244,18 +244,11 @@ class GroupRecord:
                 self._disable('cannot make its directory: %s' % (e.strerror or e))
                 return
         lines = ['boot_id ' + self.boot_id, 'root ' + self.root] + ['+' + g for g in self.live]
-        temporary = '%s.%d.tmp' % (self.path, os.getpid())
         try:
-            with open(temporary, 'w', encoding='utf-8', errors='surrogateescape') as f:
-                f.write('\n'.join(lines) + '\n')
-            os.chmod(temporary, 0o644)
-            os.replace(temporary, self.path)
+            fsutil.write_atomically(self.path, ('\n'.join(lines) + '\n').encode(
+                'utf-8', 'surrogateescape'), 0o644, fsync=False)
             self._lines = len(lines)
         except OSError as e:
-            try:
-                os.unlink(temporary)
-            except OSError:
-                pass
             self._disable('cannot write it: %s' % (e.strerror or e))
 
     def _disable(self, reason: str) -> None:

@@ -2,15 +2,14 @@
 import errno
 import logging
 import os
-import select
 import stat
 import sys
-import tempfile
 import time
 from typing import List, Optional
 
 from dataclasses import dataclass
 
+from wca import fsutil
 from wca.config import Path
 from wca.exposition import encode
 from wca.metrics import Metric
@@ -82,20 +81,6 @@ class LogStorage(Storage):
                 log.warning('%s: %s', self.output_filename or 'stderr', problem)
 
 
-def write_all(fd: int, data: bytes) -> None:
-    """Writes all of `data`: a write cut short (a signal, a full pipe) goes on where it stopped."""
-    view = memoryview(data)
-    while view:
-        try:
-            written = os.write(fd, view)
-        except InterruptedError:  # Python retries EINTR itself (PEP 475); kept for clarity
-            continue
-        except BlockingIOError:  # a non-blocking pipe is full: wait until it drains
-            select.select([], [fd], [])
-            continue
-        view = view[written:]
-
-
 def write_stderr(data: bytes) -> None:
     """All of `data` to stderr, after what logging has buffered, without a log record of another
     thread landing inside it (the stderr handlers' locks are held meanwhile)."""
@@ -112,7 +97,7 @@ def write_stderr(data: bytes) -> None:
         lock.acquire()
     try:
         stream.flush()
-        write_all(fd, data)
+        fsutil.write_all(fd, data)
     finally:
         for lock in reversed(locks):
             lock.release()
@@ -154,7 +139,7 @@ def append_file(path: str, data: bytes) -> None:
             raise
         break
     try:
-        write_all(fd, data)
+        fsutil.write_all(fd, data)
     finally:
         os.close(fd)
 
@@ -174,25 +159,7 @@ def _check_link(path: str) -> None:
 
 
 def replace_file(path: str, data: bytes) -> None:
-    """Readers see the old file or the new one, never a half-written one; the temporary file
-    is removed whatever fails. Its name is random and made with O_CREAT|O_EXCL|O_NOFOLLOW
-    (mkstemp) in the file's directory: in a directory others can write (a shared textfile
-    directory), nothing planted at a name the agent would use (a symbolic link to
-    /etc/something, a file of theirs) is followed, truncated or renamed into place. No fsync:
-    the file is rewritten every iteration, so waiting for the disk would only delay the loop."""
-    directory, name = os.path.split(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=name + '.', suffix='.tmp', dir=directory)
-    try:
-        try:
-            os.fchmod(fd, FILE_MODE)
-            write_all(fd, data)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError as e:
-            if e.errno != errno.ENOENT:
-                log.warning('cannot remove %s: %s', tmp, e.strerror)
-        raise
+    """Readers see the old file or the new one, never a half-written one, and nothing planted
+    in a shared textfile directory is followed (fsutil.write_atomically). No fsync: the file is
+    rewritten every iteration, so waiting for the disk would only delay the loop."""
+    fsutil.write_atomically(path, data, FILE_MODE, fsync=False)
