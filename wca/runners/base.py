@@ -1,4 +1,6 @@
 """The runner contract: the agent's main loop. run() returns the exit code (None counts as 0)."""
+import os
+import select
 from abc import ABC, abstractmethod
 
 
@@ -6,3 +8,27 @@ class Runner(ABC):
     @abstractmethod
     def run(self) -> int:
         """Runs until done or stopped; returns the process exit code."""
+
+
+class StopRequest:
+    """A request to stop that a signal handler can make at any moment: a flag and a byte
+    written to a pipe, both without a lock. (threading.Event.set() from a handler deadlocks
+    when the signal lands while the main thread holds the Event's own lock inside wait().)"""
+
+    def __init__(self):
+        self._read, self._write = os.pipe()  # kept for the runner's life: a handler may write
+        os.set_blocking(self._write, False)
+        self.requested = False
+
+    def set(self):
+        self.requested = True
+        try:
+            os.write(self._write, b'\0')
+        except OSError:  # the pipe is full: it already wakes the waiter
+            pass
+
+    def wait(self, seconds: float) -> bool:
+        """Sleeps up to `seconds` or until set(); whether a stop was requested."""
+        if not self.requested:
+            select.select([self._read], [], [], max(0.0, seconds))
+        return self.requested

@@ -6,7 +6,6 @@ the platform and tasks data of the iteration and returns extra metrics for metri
 import gc
 import logging
 import os
-import threading
 import time
 from typing import Dict, List, Optional, Tuple
 
@@ -26,7 +25,7 @@ from wca.pressure import PressureSource
 from wca.resctrl import rdt
 from wca.resctrl.info import ResctrlUnavailable
 from wca.resctrl.monitoring import RDTControlStatus
-from wca.runners.base import Runner
+from wca.runners.base import Runner, StopRequest
 # MeasurementRunnerConfig stays importable from here, as the original agent had it.
 from wca.runners.config import MeasurementRunnerConfig, flat_or_config
 from wca.runners.tasks import TaskTracker
@@ -57,7 +56,7 @@ class MeasurementRunner(Runner):
         elif not isinstance(config, self.CONFIG_CLASS):
             raise ValueError('config must be !%s' % self.CONFIG_CLASS.__name__)
         self.config = config
-        self._stop_event = threading.Event()
+        self._stop = StopRequest()
         self._errors = {}  # type: Dict[str, int]  counters shared with the sources
         self._tasks = None  # type: Optional[TaskTracker]
         self._platform_sources = []  # type: List[PlatformSource]
@@ -80,7 +79,7 @@ class MeasurementRunner(Runner):
 
     def stop(self):
         """Asks the loop to end after the current iteration (signal handlers call this)."""
-        self._stop_event.set()
+        self._stop.set()
 
     def setup(self):
         """Work done once: cgroup layout, platform topology, common labels, sources."""
@@ -197,7 +196,7 @@ class MeasurementRunner(Runner):
         sdnotify.notify('READY=1')
         interval = self.config.interval
         try:
-            while not self._stop_event.is_set():
+            while not self._stop.requested:
                 started = time.monotonic()
                 try:
                     self.iterate()
@@ -223,9 +222,9 @@ class MeasurementRunner(Runner):
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or period is None:
-                self._stop_event.wait(max(0.0, left))
+                self._stop.wait(left)
                 return
-            if self._stop_event.wait(min(left, period)):
+            if self._stop.wait(min(left, period)):
                 return
             sdnotify.notify('WATCHDOG=1')
 
