@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 
-from benchmarks import perf, procfs, storages
+from benchmarks import collocation, perf, procfs, storages
 from benchmarks.tasks import make_tasks
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -144,7 +144,10 @@ def bench_sizes(args, floor_binary, results):
 
 
 def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ['collocation']:  # the collocation benchmark alone, with its own options
+        return collocation.main(argv[1:])
+    args = parse_args(argv)
     kind = 'fixture' if args.fixture or os.geteuid() != 0 else 'cgroupfs'
     results = {'environment': environment(kind), 'sizes': [], 'detection': None, 'storage': None}
     # SIGTERM ends like Ctrl-C, so the cgroups and sleeping processes are removed.
