@@ -101,3 +101,28 @@ def format_cpu_list(cpus: Iterable[int]) -> str:
         else:
             ranges.append([cpu, cpu])
     return ','.join(str(a) if a == b else '%d-%d' % (a, b) for a, b in ranges)
+
+
+def write_atomically(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Replaces the file at once (a temporary file in the same directory, flushed, renamed over
+    it): a crash leaves the old contents or the new ones, never half of them. Raises OSError."""
+    temporary = '%s.%d.tmp' % (path, os.getpid())
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _CLOEXEC, mode)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+    except OSError:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+
+
+_CLOEXEC = getattr(os, 'O_CLOEXEC', 0)

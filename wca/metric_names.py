@@ -212,6 +212,23 @@ class MetricName(str, Enum):
     NUMA_TASK_TASKS_COUNT = 'numa__task_tasks_count'
     NUMA_TASK_PAGES_TO_MOVE = 'numa__task_pages_to_move'
     NUMA_TOTAL_PAGES_TO_MOVE = 'numa__total_pages_to_move'
+    # the interference controller (wca.algorithms.interference), per task and its own
+    INTERFERENCE_SIGNAL = 'interference_signal'
+    INTERFERENCE_CPU_USAGE = 'interference_cpu_usage'
+    INTERFERENCE_BASELINE_MEAN = 'interference_baseline_mean'
+    INTERFERENCE_BASELINE_STDDEV = 'interference_baseline_stddev'
+    INTERFERENCE_BASELINE_SAMPLES = 'interference_baseline_samples'
+    INTERFERENCE_THRESHOLD = 'interference_threshold'
+    INTERFERENCE_OUTLIER = 'interference_outlier'
+    INTERFERENCE_VICTIM = 'interference_victim'
+    INTERFERENCE_THROTTLE_LEVEL = 'interference_throttle_level'
+    INTERFERENCE_THROTTLE_CPUS = 'interference_throttle_cpus'
+    INTERFERENCE_ANOMALY_SIGNAL = 'interference_anomaly_signal'
+    INTERFERENCE_ANOMALY_THRESHOLD = 'interference_anomaly_threshold'
+    INTERFERENCE_ANTAGONIST_CORRELATION = 'interference_antagonist_correlation'
+    INTERFERENCE_ACTIONS = 'interference_actions_total'
+    INTERFERENCE_SIGNAL_MISSING = 'interference_signal_missing_total'
+    INTERFERENCE_STATE_ERRORS = 'interference_state_errors_total'
 
     def __repr__(self):
         return repr(self.value)
@@ -602,5 +619,42 @@ METRICS_METADATA = {
         'Pages of the task the NUMAAllocator asked to migrate, summed since the task appeared.', G),
     MetricName.NUMA_TOTAL_PAGES_TO_MOVE: _M(
         'Pages the NUMAAllocator asked to migrate, summed over the current tasks.', G),
+    MetricName.INTERFERENCE_SIGNAL: _M(
+        'The task\'s victim signal in this iteration (label signal: cpi in cycles per instruction,'
+        ' cpu_pressure and runqueue_delay in seconds waited per second).', G),
+    MetricName.INTERFERENCE_CPU_USAGE: _M(
+        'CPUs the task used since the previous iteration (CPU-seconds per second).', G),
+    MetricName.INTERFERENCE_BASELINE_MEAN: _M(
+        'Mean of the signal over the healthy samples of the task\'s workload on this CPU model.', G),
+    MetricName.INTERFERENCE_BASELINE_STDDEV: _M(
+        'Standard deviation of the signal over the healthy samples of the task\'s workload.', G),
+    MetricName.INTERFERENCE_BASELINE_SAMPLES: _M(
+        'Number of healthy samples the baseline of the task\'s workload holds (no verdict before'
+        ' min_samples).', G),
+    MetricName.INTERFERENCE_THRESHOLD: _M(
+        'Signal above which a sample of the task is an outlier: mean + max(k_sigma x stddev, the'
+        ' margin floor).', G),
+    MetricName.INTERFERENCE_OUTLIER: _M(
+        '1 when this iteration\'s sample of the task is an outlier, else 0.', G),
+    MetricName.INTERFERENCE_VICTIM: _M(
+        '1 while the task is a victim (min_outliers outliers within window seconds), else 0.', G),
+    MetricName.INTERFERENCE_THROTTLE_LEVEL: _M(
+        'Throttle level of a best-effort task: 0 cut to the floor, levels released.', G),
+    MetricName.INTERFERENCE_THROTTLE_CPUS: _M(
+        'CPUs the throttle leaves a best-effort task at its current level.', G),
+    MetricName.INTERFERENCE_ANOMALY_SIGNAL: _M(
+        'The contended task\'s signal when the anomaly was found.', G),
+    MetricName.INTERFERENCE_ANOMALY_THRESHOLD: _M(
+        'The contended task\'s threshold when the anomaly was found.', G),
+    MetricName.INTERFERENCE_ANTAGONIST_CORRELATION: _M(
+        'CPI2 correlation of the contending task\'s CPU usage with the contended task\'s excess'
+        ' over its threshold, in the window (-1 to 1; above antagonist_threshold it is named).', G),
+    MetricName.INTERFERENCE_ACTIONS: _M(
+        'Number of throttle actions on best-effort tasks, by action: throttle (cut to level 0),'
+        ' step (a level given back), release.', C, ('action',)),
+    MetricName.INTERFERENCE_SIGNAL_MISSING: _M(
+        'Number of task samples without the configured victim signal (not judged).', C),
+    MetricName.INTERFERENCE_STATE_ERRORS: _M(
+        'Number of times the baselines file could not be read, parsed or written.', C),
 }
 del G, C, _M, _P, _U
