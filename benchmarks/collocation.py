@@ -51,6 +51,8 @@ runner: !AllocationRunner
   vmstat: false
   zoneinfo: false
   gather_hw_mm_topology: false
+  allocation_configuration: !AllocationConfiguration
+    cpu_quota_period: {cpu_quota_period}
   metrics_storage: !LogStorage
     output_filename: {directory}/metrics.prom
   anomalies_storage: !LogStorage
@@ -71,6 +73,7 @@ runner: !AllocationRunner
     hold: {hold}
     recovery_period: {recovery_period}
     levels: 4
+    cpu_quota_floor: {cpu_quota_floor}
     state_file: {directory}/interference-state.json
 '''
 
@@ -84,8 +87,8 @@ def parse_args(argv):
     parser.add_argument('--client-cpu', type=int, default=cpus[0],
                         help='the CPU of the client and the agent (default: the first, %d)'
                         % cpus[0])
-    parser.add_argument('--rate', type=float, default=5000,
-                        help='requests per second (default: 5000)')
+    parser.add_argument('--rate', type=float, default=3500,
+                        help='requests per second (default: 3500: about 0.2 CPUs of redis)')
     parser.add_argument('--elements', type=int, default=600,
                         help='each request is LRANGE of this many values (default: 600, as '
                              'redis-benchmark\'s lrange_600)')
@@ -99,6 +102,12 @@ def parse_args(argv):
                         help='seconds the agent watches the LC task alone (default: 20)')
     parser.add_argument('--interval', type=float, default=0.5,
                         help='the agent\'s interval, seconds (default: 0.5)')
+    parser.add_argument('--cpu-quota-floor', type=float, default=0.2,
+                        help='the CPUs each throttled BE task keeps (the allocator\'s '
+                             'cpu_quota_floor; default: 0.2)')
+    parser.add_argument('--cpu-quota-period', type=int, default=5000,
+                        help='the agent\'s cpu_quota_period, microseconds (default: 5000, so '
+                             'that a quota of 0.2 CPUs is the kernel\'s least, 1 ms)')
     parser.add_argument('--runs', default='alone,nocontrol,controlled',
                         help='which runs, comma separated (default: all three)')
     parser.add_argument('--config', metavar='YAML',
@@ -359,6 +368,8 @@ def measure(bench, name, lead, before_measure=None):
     result.update(latency(samples, lead + settle, total))
     if before_measure:
         result['settling'] = latency(samples, lead, lead + settle)
+    if lead > 4.0:  # the LC task alone before the BE tasks start (the agent learning)
+        result['before'] = latency(samples, 2.0, lead)
     result['unanswered'] = summary['unanswered']
     result['client_sched_fifo'] = summary['sched_fifo']
     result['be_start_s'] = lead if before_measure else None
@@ -406,7 +417,8 @@ def agent_config(bench, text=None) -> str:
         tasks=json.dumps(names), labels=json.dumps(labels, sort_keys=True),
         interval=args.interval, directory=bench.directory, window=window,
         min_samples=max(3, int(args.learn / args.interval / 2)), hold=max(2.0, args.settle),
-        recovery_period=max(2.0, args.settle))
+        recovery_period=max(2.0, args.settle), cpu_quota_floor=args.cpu_quota_floor,
+        cpu_quota_period=args.cpu_quota_period)
 
 
 def controlled(bench, config_text):
@@ -543,6 +555,11 @@ def report(results) -> list:
                  'measured window; others: the rest of the LC CPU\'s busy time, /proc/stat; '
                  'LC psi: the LC cgroup\'s cpu.pressure "some" per second)')
     ctl = results['runs'].get('controlled')
+    if ctl and ctl.get('before'):
+        b = ctl['before']
+        lines.append('controlled, LC alone while the agent learned (%.0f s): p50 %.3f ms, p99 %.3f '
+                     'ms, p99.9 %.3f ms' % (env['learn_s'] - 2, b['p50_ms'], b['p99_ms'],
+                                            b['p999_ms']))
     if ctl and ctl.get('settling'):
         s = ctl['settling']
         lines.append('controlled, while settling (the first %.0f s of the BE tasks): p50 %.3f ms, '
@@ -586,6 +603,24 @@ def preflight() -> str:
     if subprocess.run([tools]).returncode != 0:
         return 'redis-server, redis-tools or stress-ng missing (tools/install-bench-tools)'
     return ''
+
+
+def bench(quick: bool) -> dict:
+    """For `make bench`: the three runs with the default options (or skipped, and why)."""
+    why = preflight()
+    if why:
+        sys.stderr.write('collocation: skipped: %s\n' % why)
+        return {'skipped': why}
+    return run(parse_args(['--quick'] if quick else []))
+
+
+def report_section(results) -> list:
+    """The collocation lines of `make bench`'s report."""
+    if not results:
+        return []
+    if results.get('skipped'):
+        return ['', 'Collocation: skipped: %s' % results['skipped']]
+    return [''] + report(results)
 
 
 def main(argv) -> int:
