@@ -107,7 +107,6 @@ runner: !AllocationRunner
   allocation_configuration: !AllocationConfiguration {{cpu_quota_period: 100000}}
   allocator: !InterferenceAllocator
     signal: cpu_pressure
-    min_cpu_usage: 0.1
     min_samples: {min_samples}
     window: 5
     hold: 10

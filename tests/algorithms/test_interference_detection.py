@@ -104,12 +104,26 @@ def test_a_quiet_baseline_does_not_turn_noise_into_victims(tmp_path):
 def test_a_task_below_min_cpu_usage_is_no_outlier(tmp_path):
     s = Series()
     s.task('web')
-    d = detector(tmp_path, signal='runqueue_delay')
-    run(d, s, 12, dict(web={'usage': 0.5, 'runqueue': 0.01}))
-    _, metrics = run(d, s, 5, dict(web={'usage': 0.1, 'runqueue': 0.9}))
+    d = detector(tmp_path, signal='cpi')
+    run(d, s, 12, dict(web={'usage': 0.5, 'cpi': 1}))
+    _, metrics = run(d, s, 5, dict(web={'usage': 0.2, 'cpi': 3}))
     assert values(metrics, 'interference_outlier')['web'] == 0
     assert values(metrics, 'interference_victim')['web'] == 0
-    _, metrics = run(d, s, 3, dict(web={'usage': 0.5, 'runqueue': 0.9}))
+    _, metrics = run(d, s, 3, dict(web={'usage': 0.5, 'cpi': 3}))
+    assert values(metrics, 'interference_victim')['web'] == 1
+
+
+def test_for_a_stall_signal_the_gate_counts_what_the_task_waited_for(tmp_path):
+    """Contention lowers what a victim uses: 0.1 CPU used and 0.3 s/s waited is a task that
+    asked for 0.4 CPU, judged; 0.05 used and 0.1 waited is not."""
+    s = Series()
+    s.task('web')
+    d = detector(tmp_path, signal='runqueue_delay')
+    run(d, s, 12, dict(web={'usage': 0.4, 'runqueue': 0.01}))
+    _, metrics = run(d, s, 5, dict(web={'usage': 0.05, 'runqueue': 0.1}))
+    assert values(metrics, 'interference_outlier')['web'] == 0
+    assert values(metrics, 'interference_victim')['web'] == 0
+    _, metrics = run(d, s, 3, dict(web={'usage': 0.1, 'runqueue': 0.3}))
     assert values(metrics, 'interference_victim')['web'] == 1
 
 

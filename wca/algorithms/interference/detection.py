@@ -7,11 +7,12 @@ least min_samples healthy samples:
   standard deviation near zero, as CPU pressure of a task alone often has) from turning noise
   into outliers: at least min_threshold_margin x mean, and for the stall signals
   (cpu_pressure, runqueue_delay: seconds per second) at least min_stall_margin;
-- outlier: signal > threshold while the task uses at least min_cpu_usage CPUs;
+- outlier: signal > threshold while the task uses at least min_cpu_usage CPUs (for the stall
+  signals: uses and waits for, since contention lowers what a victim gets to use);
 - victim: a latency-critical task with min_outliers outliers within the last `window` seconds.
 
 Healthy samples (learned into the baseline): those of a task that is not a victim, not an
-outlier, and uses at least min_cpu_usage CPUs. Before its baseline is ready a task gets no
+outlier, and uses (or asks for) at least min_cpu_usage CPUs. Before its baseline is ready a task gets no
 verdict, and every such sample is learned.
 
 Antagonists of a victim: the other tasks whose cpusets overlap the victim's (a task whose
@@ -156,7 +157,7 @@ class Detection:
                platform.cpu_model)
         baseline = self.baselines.get(key)
         ready = baseline.count >= self.min_samples
-        busy = sample.usage >= self.min_cpu_usage
+        busy = demand(sample) >= self.min_cpu_usage
         threshold = excess = None
         outlier = False
         if ready:
@@ -222,6 +223,14 @@ class Detection:
         elif ranked:
             resource = evidence(points, self.history[ranked[0][0]])
         return Verdict(victim, j.signal, j.value, j.threshold, resource, ranked)
+
+
+def demand(sample: signals.Sample) -> float:
+    """The CPUs a task asked for: what it used, plus for the stall signals what it waited for
+    (contention lowers a victim's usage: it must not fall under min_cpu_usage for that)."""
+    if sample.signal in STALL_SIGNALS:
+        return sample.usage + sample.value
+    return sample.usage
 
 
 def cpuset(data) -> Optional[Set[int]]:
