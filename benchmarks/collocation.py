@@ -36,6 +36,8 @@ BE_LABEL = {'type': 'best_efforts'}
 # The agent's metrics that the results keep (their last values).
 AGENT_METRICS = ('interference', 'wca_interference', 'anomaly', 'wca_anomal')
 SAMPLE = re.compile(r'^(\S+?(?:\{.*\})?) (\S+)(?: -?\d+)?$')
+SHOWN_METRICS = ('interference_victim', 'interference_throttle', 'interference_actions',
+                 'interference_threshold', 'interference_baseline_mean')
 PARENT_SHARES = 262144  # the most cgroup v1 cpu.shares allows
 # The agent's config for the controlled run; {...} are filled in. Option names: issue 16.
 AGENT_CONFIG = '''\
@@ -462,15 +464,16 @@ def agent_report(directory) -> dict:
     except OSError:
         pass
     last = {}
-    try:
-        with open(os.path.join(directory, 'metrics.prom'), errors='replace') as f:
-            for line in f:
-                if line.startswith(AGENT_METRICS):
-                    match = SAMPLE.match(line.rstrip('\n'))
-                    if match:
-                        last[match.group(1)] = float(match.group(2))
-    except OSError:
-        pass
+    for name in ('metrics.prom', 'anomalies.prom'):  # the allocator's metrics: anomalies_storage
+        try:
+            with open(os.path.join(directory, name), errors='replace') as f:
+                for line in f:
+                    if line.startswith(AGENT_METRICS):
+                        match = SAMPLE.match(line.rstrip('\n'))
+                        if match:
+                            last[match.group(1)] = float(match.group(2))
+        except OSError:
+            pass
     report['metrics'] = last
     report['log'] = report['log'][-40:]
     report['errors'] = report['errors'][-10:]
@@ -587,10 +590,24 @@ def report(results) -> list:
         if agent['errors']:
             lines.append('agent errors/warnings (last %d):' % len(agent['errors']))
             lines += ['  ' + line for line in agent['errors']]
+        shown = sorted((k, v) for k, v in agent['metrics'].items()
+                       if k.startswith(SHOWN_METRICS))
+        if shown:
+            lines.append('agent, last values:')
+            lines += ['  %s %g' % (_short(k), v) for k, v in shown]
         if agent['log']:
             lines.append('agent log, interference lines (last %d):' % min(10, len(agent['log'])))
             lines += ['  ' + line for line in agent['log'][-10:]]
     return lines
+
+
+def _short(series: str) -> str:
+    """A series with only the labels that tell it apart here (task_id shortened, action)."""
+    name, _, labels = series.partition('{')
+    keep = [m.group(0) for m in re.finditer(r'(task_id|action|signal)="([^"]*)"', labels)]
+    keep = [k.replace(k[k.index('"') + 1:k.rindex('/') + 1], '') if 'task_id' in k and '/' in k
+            else k for k in keep]
+    return '%s{%s}' % (name, ','.join(keep)) if keep else name
 
 
 def preflight() -> str:
