@@ -486,6 +486,8 @@ def run(args) -> dict:
                    'request': 'LRANGE of %d values' % args.elements, 'be_tasks': args.be_tasks,
                    'measure_s': args.measure, 'settle_s': args.settle, 'learn_s': args.learn,
                    'interval_s': args.interval}
+    from benchmarks.__main__ import environment as machine  # date, commit, kernel, CPU model
+    environment.update(machine('cgroupfs'))
     results = {'environment': environment, 'runs': {}}
     directory = args.keep or tempfile.mkdtemp(prefix='wca-bench-colloc-')
     os.makedirs(directory, exist_ok=True)
@@ -538,11 +540,13 @@ def goal(runs) -> dict:
 
 def report(results) -> list:
     env = results['environment']
-    lines = ['Collocation (issue 16): redis-server on CPU %d, %s at %.0f requests/s from CPU %d '
-             '(open loop); %d BE tasks (stress-ng --cpu 1) on CPU %d; %.0f s measured per run, '
-             'after %.0f s settling once the BE tasks start.' % (
-                 env['lc_cpu'], env['request'], env['rate'], env['client_cpu'], env['be_tasks'],
-                 env['lc_cpu'], env['measure_s'], env['settle_s'])]
+    lines = ['Collocation (issue 16), %s: Linux %s, %s CPUs (%s), Python %s, commit %s%s' % (
+        env['date'], env['kernel'], env['cpus'], env['cpu_model'] or '?', env['python'],
+        env['commit'] or '?', ' + local changes' if env['dirty'] else ''),
+        'redis-server on CPU %d, %s at %.0f requests/s from CPU %d (open loop); %d BE tasks '
+        '(stress-ng --cpu 1) on CPU %d; %.0f s measured per run, after %.0f s settling once the '
+        'BE tasks start.' % (env['lc_cpu'], env['request'], env['rate'], env['client_cpu'],
+                             env['be_tasks'], env['lc_cpu'], env['measure_s'], env['settle_s'])]
     header = '%-11s %9s %9s %10s %9s %9s %9s %10s' % (
         'run', 'p50 ms', 'p99 ms', 'p99.9 ms', 'LC cpu s', 'BE cpu s', 'others s', 'LC psi s/s')
     lines += ['', header, '-' * len(header)]
