@@ -104,12 +104,14 @@ def parse_args(argv):
                         help='seconds the agent watches the LC task alone (default: 20)')
     parser.add_argument('--interval', type=float, default=0.5,
                         help='the agent\'s interval, seconds (default: 0.5)')
-    parser.add_argument('--cpu-quota-floor', type=float, default=0.2,
+    parser.add_argument('--cpu-quota-floor', type=float, default=0.25,
                         help='the CPUs each throttled BE task keeps (the allocator\'s '
-                             'cpu_quota_floor; default: 0.2)')
+                             'cpu_quota_floor; default: 0.25: two BE tasks at the floor can still '
+                             'get the half of the idle CPU that the goal asks)')
     parser.add_argument('--cpu-quota-period', type=int, default=5000,
-                        help='the agent\'s cpu_quota_period, microseconds (default: 5000, so '
-                             'that a quota of 0.2 CPUs is the kernel\'s least, 1 ms)')
+                        help='the agent\'s cpu_quota_period, microseconds (default: 5000: short '
+                             'bursts of the BE tasks, and a quota of 0.2 CPUs is still the '
+                             'kernel\'s least, 1 ms)')
     parser.add_argument('--runs', default='alone,nocontrol,controlled',
                         help='which runs, comma separated (default: all three)')
     parser.add_argument('--config', metavar='YAML',
