@@ -38,7 +38,9 @@ AGENT_METRICS = ('interference', 'wca_interference', 'anomaly', 'wca_anomal')
 SAMPLE = re.compile(r'^(\S+?(?:\{.*\})?) (\S+)(?: -?\d+)?$')
 SHOWN_METRICS = ('interference_victim', 'interference_throttle', 'interference_actions',
                  'interference_threshold', 'interference_baseline_mean')
-PARENT_SHARES = 262144  # the most cgroup v1 cpu.shares allows
+PARENT_SHARES = 262144
+RUNS = {'alone': 'alone', 'nocontrol': 'no control', 'controlled': 'controlled',
+        'idle': 'BE cpu.idle'}  # the most cgroup v1 cpu.shares allows
 # The agent's config for the controlled run; {...} are filled in. Option names: issue 16.
 AGENT_CONFIG = '''\
 # Written by benchmarks/collocation.py for its controlled run.
@@ -113,7 +115,8 @@ def parse_args(argv):
                              'bursts of the BE tasks, and a quota of 0.2 CPUs is still the '
                              'kernel\'s least, 1 ms)')
     parser.add_argument('--runs', default='alone,nocontrol,controlled',
-                        help='which runs, comma separated (default: all three)')
+                        help='which runs, comma separated (default: alone,nocontrol,controlled; '
+                             'idle: a reference, the BE cgroups with cpu.idle 1 and no agent)')
     parser.add_argument('--config', metavar='YAML',
                         help='the agent config for the controlled run instead of the built-in '
                              'one (its {tasks}, {labels}, {directory}, ... are filled in)')
@@ -126,9 +129,9 @@ def parse_args(argv):
     if args.quick:
         args.measure, args.settle, args.learn = 8.0, 4.0, 10.0
     args.runs = [r.strip() for r in args.runs.split(',') if r.strip()]
-    unknown = set(args.runs) - {'alone', 'nocontrol', 'controlled'}
+    unknown = set(args.runs) - set(RUNS)
     if unknown:
-        parser.error('--runs: unknown %s (alone, nocontrol, controlled)' % ', '.join(sorted(unknown)))
+        parser.error('--runs: unknown %s (%s)' % (', '.join(sorted(unknown)), ', '.join(RUNS)))
     if args.lc_cpu == args.client_cpu or not {args.lc_cpu, args.client_cpu} <= set(cpus):
         parser.error('--lc-cpu and --client-cpu must be two different CPUs of %s' % cpus)
     return args
@@ -176,8 +179,16 @@ class Bench:
                                      % self.directory)
                 time.sleep(0.05)
 
-    def start_be(self):
+    def start_be(self, idle=False):
+        """The BE tasks; idle: their cgroups get cpu.idle 1 first (the kernel's idle class for the
+        group: a waking LC task preempts it at once), the reference run without an agent."""
         for relative in self.be:
+            path = self.layout.v1['cpu'] + relative + '/cpu.idle'
+            if os.path.exists(path):
+                with open(path, 'w') as f:
+                    f.write('1' if idle else '0')
+            elif idle:
+                raise SystemExit('the idle run needs cpu.idle (Linux 5.15 or later)')
             self.cgroups.add_process(relative, ['stress-ng', '--cpu', '1', '--cpu-method', 'int64',
                                                 '--timeout', '3600s', '--quiet'])
 
@@ -505,9 +516,11 @@ def run(args) -> dict:
             sys.stderr.flush()
             if name == 'alone':
                 results['runs'][name] = measure(bench, name, 0.0)
-            elif name == 'nocontrol':
+            elif name in ('nocontrol', 'idle'):
+                idle = name == 'idle'
                 try:
-                    results['runs'][name] = measure(bench, name, 2.0, bench.start_be)
+                    results['runs'][name] = measure(bench, name, 2.0,
+                                                    lambda: bench.start_be(idle))
                 finally:
                     bench.stop_be()
             else:
@@ -552,17 +565,18 @@ def report(results) -> list:
     header = '%-11s %9s %9s %10s %9s %9s %9s %10s' % (
         'run', 'p50 ms', 'p99 ms', 'p99.9 ms', 'LC cpu s', 'BE cpu s', 'others s', 'LC psi s/s')
     lines += ['', header, '-' * len(header)]
-    titles = {'alone': 'alone', 'nocontrol': 'no control', 'controlled': 'controlled'}
-    for name in ('alone', 'nocontrol', 'controlled'):
+    for name, title in RUNS.items():
         r = results['runs'].get(name)
         if not r:
             continue
         lines.append('%-11s %9.3f %9.3f %10.3f %9.2f %9.2f %9.2f %10.3f' % (
-            titles[name], r['p50_ms'], r['p99_ms'], r['p999_ms'], r['lc_cpu_s'], r['be_cpu_s'],
+            title, r['p50_ms'], r['p99_ms'], r['p999_ms'], r['lc_cpu_s'], r['be_cpu_s'],
             r['others_cpu_s'], r['lc_pressure']))
     lines.append('(latency from when each request was due; CPU seconds from cpuacct over the '
                  'measured window; others: the rest of the LC CPU\'s busy time, /proc/stat; '
-                 'LC psi: the LC cgroup\'s cpu.pressure "some" per second)')
+                 'LC psi: the LC cgroup\'s cpu.pressure "some" per second%s)' % (
+                     '; BE cpu.idle: a reference, no agent, the BE cgroups with cpu.idle 1'
+                     if 'idle' in results['runs'] else ''))
     ctl = results['runs'].get('controlled')
     if ctl and ctl.get('before'):
         b = ctl['before']
