@@ -1,7 +1,7 @@
 """The proof on real contention (issue 16): real cgroups, real processes, the agent as a user
 runs it (python -m wca with a YAML config, InterferenceAllocator under an AllocationRunner).
 
-A latency-critical (LC) task does a fixed amount of CPU work periodically (about 0.4 CPU) on
+A latency-critical (LC) task does a fixed amount of CPU work periodically (about 0.6 CPU) on
 one CPU; the agent learns its CPU pressure baseline while it is alone. A best-effort (BE) CPU
 hog then starts on the same CPU: the agent names it, cuts its CPU quota, and the LC task's CPU
 pressure falls back under its threshold. When the hog leaves, its limit is released. An LC hog
@@ -23,11 +23,11 @@ from conftest import plugin_env, wca_command, write_config
 
 LC_WORK = '''
 import time
-while True:  # 20 ms of CPU, then 30 ms of sleep: about 0.4 CPU, whatever the contention
+while True:  # 30 ms of CPU, then 20 ms of sleep: about 0.6 CPU, whatever the contention
     start = time.process_time()
-    while time.process_time() - start < 0.02:
+    while time.process_time() - start < 0.03:
         pass
-    time.sleep(0.03)
+    time.sleep(0.02)
 '''
 HOG = 'while True:\n    pass\n'
 MIN_SAMPLES = 10
@@ -51,6 +51,19 @@ def metrics(path):
         if match.group(1) == 'anomaly':
             found[('anomaly', labels['contending_task_id'])] = labels['contended_task_id']
     return found
+
+
+def quietest_cpu(seconds=1.0):
+    """The CPU with the most idle time over `seconds` (/proc/stat): on a shared machine other
+    work may be pinned to a CPU, and the baseline is learned on the one the test takes."""
+    def idle():
+        with open('/proc/stat') as f:
+            return {int(fields[0][3:]): int(fields[4]) + int(fields[5]) for fields in
+                    (line.split() for line in f) if fields[0][3:].isdigit()}
+    before = idle()
+    time.sleep(seconds)
+    after = idle()
+    return max(sorted(after), key=lambda cpu: after[cpu] - before.get(cpu, after[cpu]))
 
 
 def wait_for(what, condition, timeout, agent=None, log=None):
@@ -79,7 +92,7 @@ class Contention:
         # parent group gets the most shares at the root; inside it LC and hogs are equal.
         with open(self.cpu_root + cgroups.parent + '/cpu.shares', 'w') as f:
             f.write('262144')
-        self.cpu = str(os.cpu_count() - 1)
+        self.cpu = str(quietest_cpu())
         self.paths = {}
         for name in ('lc', 'hog', 'lchog'):
             path = cgroups.create(name, processes=0)
@@ -109,7 +122,7 @@ runner: !AllocationRunner
     signal: cpu_pressure
     min_samples: {min_samples}
     window: 5
-    hold: 10
+    hold: 12
     recovery_period: 1
     levels: 4
     state_file: {state}
@@ -174,12 +187,16 @@ def contention(cgroups, tmp_path):
         made.stop_agent()
 
 
-def test_a_best_effort_hog_is_named_throttled_and_released(contention):
-    c = contention
+def learned(c):
     c.run('lc', LC_WORK)
     c.start_agent()
     c.wait('the LC baseline learned while the LC task is alone',
            lambda: (c.value('interference_baseline_samples', 'lc') or 0) >= MIN_SAMPLES)
+
+
+def test_a_best_effort_hog_is_named_throttled_and_released(contention):
+    c = contention
+    learned(c)
     assert c.value('interference_victim', 'lc') == 0
     assert c.quota('hog') is None
     baseline = c.value('interference_baseline_mean', 'lc')
@@ -191,28 +208,17 @@ def test_a_best_effort_hog_is_named_throttled_and_released(contention):
     threshold = c.value('interference_threshold', 'lc')
     contended = c.value('interference_anomaly_signal', None)
     assert threshold is not None and baseline < threshold < contended
-    # Near its baseline: most of what the hog added is gone (the machine's other load stays).
-    c.wait('the LC task\'s CPU pressure back near its baseline %.3f (contended: %.3f)' % (
-        baseline, contended), lambda: c.pressure('lc', 2) <= (baseline + contended) / 2,
-        timeout=9)
+    # Near its baseline: no longer an outlier by the agent's own measure, or at least most of
+    # what the hog added gone (the machine's other load stays, and it is noisy).
+    near = max(threshold, (baseline + contended) / 2)
+    c.wait('the LC task\'s CPU pressure back near its baseline %.3f (threshold %.3f, contended '
+           '%.3f)' % (baseline, threshold, contended), lambda: c.pressure('lc', 2) <= near,
+           timeout=11)
     assert c.value('interference_throttle_level', 'hog') == 0
     hog.kill()
     hog.wait()
     c.wait('the hog\'s limit released after it left', lambda: c.quota('hog') is None, timeout=40)
     assert c.value('interference_actions_total', 'release') >= 1
-
-    # An LC hog on the same CPU is named, never throttled.
-    throttles = c.value('interference_actions_total', 'throttle')
-    lchog = c.run('lchog', HOG)
-    c.wait('the LC hog named', lambda: c.value('anomaly', 'lchog') == c.ids['lc'])
-    for _ in range(4):  # a few iterations more, with the anomaly standing
-        iterations = c.value('interference_baseline_samples', 'lc')
-        c.wait('another iteration', lambda: c.value('interference_baseline_samples', 'lc')
-               != iterations or c.value('interference_victim', 'lc') == 1, timeout=10)
-        assert c.quota('lchog') is None
-    assert c.value('interference_actions_total', 'throttle') == throttles
-    lchog.kill()
-    lchog.wait()
 
     # A restart keeps the baseline: the first verdict comes with it.
     c.stop_agent()
@@ -222,3 +228,19 @@ def test_a_best_effort_hog_is_named_throttled_and_released(contention):
                    lambda: c.value('interference_baseline_samples', 'lc'), timeout=20)
     assert first >= MIN_SAMPLES
     assert c.value('interference_threshold', 'lc') is not None
+
+
+def test_a_latency_critical_hog_is_named_and_never_throttled(contention):
+    c = contention
+    learned(c)
+    lchog = c.run('lchog', HOG)
+    c.wait('the LC hog named', lambda: c.value('anomaly', 'lchog') == c.ids['lc'])
+    for _ in range(4):  # a few iterations more, with the anomaly standing
+        iterations = c.value('interference_signal', 'lc')
+        c.wait('another iteration', lambda: c.value('interference_signal', 'lc') != iterations,
+               timeout=10)
+        assert c.quota('lchog') is None
+    assert c.value('interference_actions_total', 'throttle') == 0
+    assert c.value('interference_throttle_level', 'lchog') is None  # not a BE task
+    lchog.kill()
+    lchog.wait()

@@ -109,6 +109,7 @@ class Detection:
         self.victims = set()  # type: Set[str]
         self.signal_missing = 0  # task iterations without a victim signal
         self._missing_logged = set()  # type: Set[str]
+        self._became_usable = False
 
     # --- one iteration --------------------------------------------------------------------
 
@@ -135,8 +136,8 @@ class Detection:
                     resource=verdict.resource, contended_task_id=task_id,
                     contending_task_ids=[a for a, _ in verdict.antagonists],
                     metrics=evidence_metrics(verdict)))
-        became_usable = any(j.samples == self.min_samples for j in judged.values())
-        self.baselines.save(now, force=became_usable)
+        self.baselines.save(now, force=self._became_usable)
+        self._became_usable = False
         return anomalies, verdicts, judged
 
     def _judge(self, task_id: str, data, platform: Platform, now: float) -> Judged:
@@ -172,6 +173,8 @@ class Detection:
         self._victim_state(task_id, victim, sample, threshold, outliers)
         if busy and not victim and not outlier:
             baseline = self.baselines.add(key, sample.value)
+            if baseline.count == self.min_samples:
+                self._became_usable = True  # saved at once: a restart needs no relearning
         return Judged(task_class, sample.signal, sample.value, sample.usage, baseline.mean,
                       baseline.stddev,
                       baseline.count, threshold, outlier, victim)
