@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 
-from benchmarks import collocation, perf, procfs, storages
+from benchmarks import collocation, collocation_results, perf, procfs, storages
 from benchmarks.tasks import make_tasks
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -256,7 +256,7 @@ def report(results, old=None) -> str:
     lines += storages.report(results.get('storages'))
     lines += procfs.report(results.get('procfs'))
     lines += perf.report(results.get('perf'))
-    lines += collocation.report_section(results.get('collocation'))
+    lines += collocation_results.report_section(results.get('collocation'))
     if sizes:
         lines += [''] + goals(sizes)
     if old:

@@ -1,12 +1,12 @@
 """The collocation benchmark's client (benchmarks/redis_client.py) against a real RESP server on
-127.0.0.1, and its goal check (benchmarks/collocation.py)."""
+127.0.0.1, and its goal check (benchmarks/collocation_results.py)."""
 import socket
 import threading
 import time
 
 import pytest
 
-from benchmarks import collocation, redis_client
+from benchmarks import collocation_results, redis_client
 
 REPLY = b'*2\r\n$3\r\nabc\r\n$5\r\nhello\r\n'
 
@@ -109,9 +109,9 @@ def run_result(p99, seconds=30.0, lc=6.0, be=0.0):
 
 def test_goal_needs_both_the_latency_and_the_best_effort_share():
     alone = run_result(0.2, lc=6.0)  # 24 s idle: the BE tasks need 12 s
-    assert collocation.goal({'alone': alone, 'controlled': run_result(0.29, be=12.5)})['ok']
-    missed_latency = collocation.goal({'alone': alone, 'controlled': run_result(0.31, be=20.0)})
+    assert collocation_results.goal({'alone': alone, 'controlled': run_result(0.29, be=12.5)})['ok']
+    missed_latency = collocation_results.goal({'alone': alone, 'controlled': run_result(0.31, be=20.0)})
     assert not missed_latency['ok'] and not missed_latency['p99_ok'] and missed_latency['be_ok']
-    starved = collocation.goal({'alone': alone, 'controlled': run_result(0.2, be=11.0)})
+    starved = collocation_results.goal({'alone': alone, 'controlled': run_result(0.2, be=11.0)})
     assert not starved['ok'] and starved['p99_ok'] and not starved['be_ok']
-    assert not collocation.goal({'alone': alone})['checked']
+    assert not collocation_results.goal({'alone': alone})['checked']
