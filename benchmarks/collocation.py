@@ -21,6 +21,7 @@ tools/install-bench-tools. See docs/benchmarks.md.
 import argparse
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -122,6 +123,13 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if args.quick:
         args.measure, args.settle, args.learn = 8.0, 4.0, 10.0
+    args.config_text = None
+    if args.config:
+        try:
+            with open(args.config) as f:
+                args.config_text = f.read()
+        except (OSError, UnicodeDecodeError) as e:
+            parser.error('--config %s: %s' % (args.config, e))
     args.runs = [r.strip() for r in args.runs.split(',') if r.strip()]
     unknown = set(args.runs) - set(RUNS)
     if unknown:
@@ -383,13 +391,15 @@ def agent_config(bench, text=None) -> str:
     names = [r.strip('/') for r in [bench.lc] + bench.be]
     labels = {bench.lc.strip('/'): {'app': 'redis'}}
     labels.update({r.strip('/'): dict(BE_LABEL, app='stress-ng') for r in bench.be})
-    window = max(10.0, args.learn)
-    return (text or AGENT_CONFIG).format(
+    values = dict(
         tasks=json.dumps(names), labels=json.dumps(labels, sort_keys=True),
-        interval=args.interval, directory=bench.directory, window=window,
+        interval=args.interval, directory=bench.directory, window=max(10.0, args.learn),
         min_samples=max(3, int(args.learn / args.interval / 2)), hold=max(2.0, args.settle),
         recovery_period=max(2.0, args.settle), cpu_quota_floor=args.cpu_quota_floor,
         cpu_quota_period=args.cpu_quota_period)
+    # Only {name} of a known name is replaced: a YAML flow mapping such as {app: x} stays.
+    return re.sub(r'\{(\w+)\}', lambda m: str(values.get(m.group(1), m.group(0))),
+                  text or AGENT_CONFIG)
 
 
 def controlled(bench, config_text):
@@ -430,10 +440,6 @@ def run(args) -> dict:
     directory = args.keep or tempfile.mkdtemp(prefix='wca-bench-colloc-')
     os.makedirs(directory, exist_ok=True)
     os.chmod(directory, 0o755)
-    config_text = None
-    if args.config:
-        with open(args.config) as f:
-            config_text = f.read()
     bench = Bench(args, directory)
     try:
         for name in args.runs:
@@ -449,7 +455,7 @@ def run(args) -> dict:
                 finally:
                     bench.stop_be()
             else:
-                results['runs'][name] = controlled(bench, agent_config(bench, config_text))
+                results['runs'][name] = controlled(bench, agent_config(bench, args.config_text))
             sys.stderr.write('done\n')
     finally:
         bench.close()

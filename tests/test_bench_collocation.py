@@ -115,3 +115,23 @@ def test_goal_needs_both_the_latency_and_the_best_effort_share():
     starved = collocation_results.goal({'alone': alone, 'controlled': run_result(0.2, be=11.0)})
     assert not starved['ok'] and starved['p99_ok'] and not starved['be_ok']
     assert not collocation_results.goal({'alone': alone})['checked']
+
+
+def test_the_agent_config_of_the_controlled_run_loads(tmp_path):
+    """The benchmark's config for the agent, with the option names of issue 16, is one the agent
+    takes (a renamed option would fail here rather than in a three-minute benchmark)."""
+    from benchmarks import collocation
+    from wca.config import load_config_text
+    from wca.runners import Runner
+
+    class Bench:  # what agent_config reads of a running benchmark
+        args = collocation.parse_args([])
+        lc, be, directory = '/colloc/redis', ['/colloc/stress0', '/colloc/stress1'], str(tmp_path)
+    text = collocation.agent_config(Bench)
+    runner = load_config_text(text, 'agent.yaml', Runner)['runner']
+    allocator = runner.config.allocator
+    assert type(allocator).__name__ == 'InterferenceAllocator'
+    assert runner.config.interval == 0.5
+    labels = runner.config.node.tasks_labels  # its tasks are cgroups with processes only
+    assert labels['colloc/stress0']['type'] == labels['colloc/stress1']['type'] == 'best_efforts'
+    assert 'type' not in labels['colloc/redis']
