@@ -76,7 +76,7 @@ def wait_for(what, condition, timeout, agent=None, log=None):
             break
         time.sleep(0.2)
     tail = open(log).read()[-4000:] if log and os.path.exists(log) else ''
-    pytest.fail('%s: not within %ds\n%s' % (what, timeout, tail))
+    pytest.fail('%s: not within %ds\n%s' % (what() if callable(what) else what, timeout, tail))
 
 
 class Contention:
@@ -103,7 +103,13 @@ class Contention:
         self.anomalies = str(tmp_path / 'anomalies.prom')
         self.log = str(tmp_path / 'agent.log')
         self.state = str(tmp_path / 'state' / 'baselines.json')
-        self.config = write_config(tmp_path / 'interference.yaml', '''\
+        self.agent = None
+        self.config = None
+
+    def configure(self, signal, runner='AllocationRunner'):
+        """The agent's config: the components and options a user writes."""
+        measure = '  runqueue_delay: true\n' if signal == 'runqueue_delay' else ''
+        text = '''\
 runner: !AllocationRunner
   node: !StaticNode
     tasks: [{lc}, {hog}, {lchog}]
@@ -114,22 +120,27 @@ runner: !AllocationRunner
   interval: 0.5
   rdt_enabled: false
   rdt_groups_file: null
-  metrics_storage: !LogStorage {{output_filename: {tmp}/metrics.prom, overwrite: true}}
+{measure}  metrics_storage: !LogStorage {{output_filename: {tmp}/metrics.prom, overwrite: true}}
   anomalies_storage: !LogStorage {{output_filename: {anomalies}, overwrite: true}}
   allocations_storage: !LogStorage {{output_filename: {tmp}/allocations.prom, overwrite: true}}
   allocation_configuration: !AllocationConfiguration {{cpu_quota_period: 100000}}
   allocator: !InterferenceAllocator
-    signal: cpu_pressure
+    signal: {signal}
     min_samples: {min_samples}
     window: 5
-    hold: 12
+    hold: 20
     recovery_period: 1
     levels: 4
     state_file: {state}
-'''.format(tmp=tmp_path, anomalies=self.anomalies, state=self.state, min_samples=MIN_SAMPLES,
+'''.format(tmp=self.tmp, anomalies=self.anomalies, state=self.state, min_samples=MIN_SAMPLES,
            lc_id=self.ids['lc'], hog_id=self.ids['hog'], lchog_id=self.ids['lchog'],
-           **self.paths))
-        self.agent = None
+           signal=signal, measure=measure, **self.paths)
+        if runner == 'DetectionRunner':  # the same detection, changing nothing
+            text = text.replace('!AllocationRunner', '!DetectionRunner').replace(
+                '!InterferenceAllocator', '!InterferenceDetector').replace('allocator:', 'detector:')
+            text = '\n'.join(line for line in text.split('\n') if not line.startswith(
+                ('  allocation', '    hold', '    recovery_period', '    levels')))
+        self.config = write_config(self.tmp / 'interference.yaml', text)
 
     def start_agent(self):
         if os.path.exists(self.anomalies):
@@ -187,16 +198,23 @@ def contention(cgroups, tmp_path):
         made.stop_agent()
 
 
-def learned(c):
+def learned(c, signal='cpu_pressure', runner='AllocationRunner'):
+    if signal == 'runqueue_delay':
+        from wca.runners import MeasurementRunnerConfig
+        if 'runqueue_delay' not in MeasurementRunnerConfig.__dataclass_fields__:
+            pytest.skip('this agent does not measure the run-queue delay yet')
+    c.configure(signal, runner)
     c.run('lc', LC_WORK)
     c.start_agent()
     c.wait('the LC baseline learned while the LC task is alone',
            lambda: (c.value('interference_baseline_samples', 'lc') or 0) >= MIN_SAMPLES)
 
 
-def test_a_best_effort_hog_is_named_throttled_and_released(contention):
+@pytest.mark.parametrize('signal', ['cpu_pressure',
+                                    pytest.param('runqueue_delay', marks=pytest.mark.slow)])
+def test_a_best_effort_hog_is_named_throttled_and_released(contention, signal):
     c = contention
-    learned(c)
+    learned(c, signal)
     assert c.value('interference_victim', 'lc') == 0
     assert c.quota('hog') is None
     baseline = c.value('interference_baseline_mean', 'lc')
@@ -211,9 +229,14 @@ def test_a_best_effort_hog_is_named_throttled_and_released(contention):
     # Near its baseline: no longer an outlier by the agent's own measure, or at least most of
     # what the hog added gone (the machine's other load stays, and it is noisy).
     near = max(threshold, (baseline + contended) / 2)
-    c.wait('the LC task\'s CPU pressure back near its baseline %.3f (threshold %.3f, contended '
-           '%.3f)' % (baseline, threshold, contended), lambda: c.pressure('lc', 2) <= near,
-           timeout=11)
+    seen = []
+
+    def back_near():
+        seen.append(round(c.pressure('lc', 1.5), 3))
+        return seen[-1] <= near
+    c.wait(lambda: 'the LC task\'s CPU pressure back near its baseline %.3f (threshold %.3f, '
+           'contended %.3f): measured %s' % (baseline, threshold, contended, seen), back_near,
+           timeout=18)
     assert c.value('interference_throttle_level', 'hog') == 0
     hog.kill()
     hog.wait()
@@ -244,3 +267,17 @@ def test_a_latency_critical_hog_is_named_and_never_throttled(contention):
     assert c.value('interference_throttle_level', 'lchog') is None  # not a BE task
     lchog.kill()
     lchog.wait()
+
+
+def test_the_detector_names_the_hog_and_changes_nothing(contention):
+    c = contention
+    learned(c, runner='DetectionRunner')
+    hog = c.run('hog', HOG)
+    c.wait('the hog named as the LC task\'s antagonist',
+           lambda: c.value('anomaly', 'hog') == c.ids['lc'])
+    assert c.value('interference_victim', 'lc') == 1
+    assert c.value('interference_throttle_level', 'hog') is None
+    assert c.quota('hog') is None
+    assert 'DetectionRunner' in open(c.config).read()
+    hog.kill()
+    hog.wait()

@@ -128,6 +128,13 @@ def test_cache_contention_shrinks_the_best_effort_group_first():
         allocations, _, _ = a.allocate(*s.step(web={'usage': 1, 'cpi': 1.5},
                                                batch={'usage': 1, 'cpi': 3, 'llc': 30e6}))
     assert set(allocations['batch']) == {A.RDT, A.QUOTA}
+    released = None
+    for _ in range(30):  # contention over: released, back to its own group and quota
+        allocations, _, metrics = a.allocate(*s.step(web={'usage': 1, 'cpi': 1.0},
+                                                     batch={'usage': 0.1, 'cpi': 3}))
+        if allocations:
+            released = allocations
+    assert released == {'batch': {A.RDT: held, A.QUOTA: 1.0}}
 
 
 def test_a_task_that_leaves_is_forgotten():
@@ -140,3 +147,29 @@ def test_a_task_that_leaves_is_forgotten():
 
 
 assert INTERVAL == 10.0  # the expectations above count in steps of 10 s
+
+
+def test_the_shared_best_effort_group_takes_the_lowest_level():
+    """Two BE tasks in one resctrl group at different levels: one schemata for the group (the
+    AllocationRunner would reject two as a conflict)."""
+    from wca.algorithms.interference.throttle import Throttles
+    from wca.detectors import ContendedResource
+    s = Series()
+    s.platform = dataclasses.replace(s.platform, sockets=1, rdt_information=RDTInformation(
+        cbm_mask='fffff', min_cbm_bits='1', rdt_cache_control_enabled=True))
+    held = RDTAllocation(name='', l3='L3:0=fffff')
+    s.task('a', BE, allocations={'cpu_quota': 1.0, 'rdt': held})
+    s.task('b', BE, allocations={'cpu_quota': 1.0, 'rdt': held})
+    t = Throttles(levels=4, hold=10, recovery_period=10, cpu_quota_floor=0.1,
+                  max_releases_per_hour=4, rdt_group='best_efforts')
+    platform, tasks = s.data()
+    cache = ('web', 'evidence', ContendedResource.LLC)
+    t.update(platform.timestamp, {'a': cache}, tasks, platform)
+    for _ in range(2):  # a recovers to level 2 ...
+        platform, tasks = s.step(a={}, b={})
+        t.update(platform.timestamp, {}, tasks, platform)
+    assert t.level('a') == 2
+    platform, tasks = s.step(a={}, b={})
+    allocations = t.update(platform.timestamp, {'b': cache}, tasks, platform)  # ... b is cut
+    assert allocations['a'][A.RDT] == allocations['b'][A.RDT] == RDTAllocation(
+        name='best_efforts', l3='L3:0=80000')

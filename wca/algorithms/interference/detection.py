@@ -176,8 +176,7 @@ class Detection:
             if baseline.count == self.min_samples:
                 self._became_usable = True  # saved at once: a restart needs no relearning
         return Judged(task_class, sample.signal, sample.value, sample.usage, baseline.mean,
-                      baseline.stddev,
-                      baseline.count, threshold, outlier, victim)
+                      baseline.stddev, baseline.count, threshold, outlier, victim)
 
     def _floor(self, signal: str, mean: float) -> float:
         floor = self.min_threshold_margin * abs(mean)

@@ -4,20 +4,22 @@ A BE task named as an antagonist goes to level 0 at once: its CPU quota is cut t
 cpu_quota_floor CPUs. It gets one level back per recovery_period seconds in which nobody named
 it, and never before `hold` seconds after it was (last) cut; level L gives it
 floor + L / levels x (ceiling - floor) CPUs, where the ceiling is the quota it had before (its
-cpuset's CPUs, or all, when it had none). At `levels` it is released: the quota it had before is
-given back, and the controller leaves it alone.
+cpuset's CPUs, or all, when it had none). At `levels` it is released: the quota (and the RDT
+group) it had before is given back, and the controller leaves it alone.
 
 Flapping: a task released max_releases_per_hour times within the last hour and named again
 stays at level 0 until the oldest of those releases is an hour old.
 
 Cache and memory bandwidth contention (a cpi victim, where RDT control exists): the BE task's
 resctrl group (rdt_group) is shrunk first, L3 ways and MBA percent by the same levels; its CPU
-quota is cut too only when it is still named `hold` seconds later.
+quota is cut too only when it is still named `hold` seconds later. The group is shared by the
+BE tasks (as PRM's): its schemata are those of the lowest level among the tasks in it.
 """
 import collections
 import logging
 from typing import Deque, Dict, List, Optional, Tuple  # noqa: F401 (type comments)
 
+from wca import fsutil
 from wca.allocators import AllocationType, RDTAllocation
 from wca.detectors import ContendedResource
 from wca.platforms import Platform
@@ -30,13 +32,14 @@ HOUR = 3600.0
 class State:
     """One throttled task."""
 
-    def __init__(self, now: float, ceiling: float, original):
+    def __init__(self, now: float, ceiling: float, original, original_rdt=None):
         self.level = 0
         self.cut_at = now  # the last cut to level 0
         self.named_at = now
         self.stepped_at = now
         self.ceiling = ceiling  # CPUs at the top level
         self.original = original  # the cpu_quota value before the throttle (None: unknown)
+        self.original_rdt = original_rdt  # its RDT allocation (group and schemata) before
         self.cpu = False  # the CPU quota is cut (not only the RDT group)
         self.rdt = False
         self.locked_until = None  # type: Optional[float]
@@ -74,7 +77,11 @@ class Throttles:
         for task_id, state in sorted(self.states.items()):
             if task_id not in named:
                 self._recover(task_id, state, now)
-            allocations[task_id] = self._allocations(task_id, state, platform,
+        # One BE group, one schemata: the lowest level of the tasks in it.
+        group_level = min([s.level for s in self.states.values() if s.rdt and s.level < self.levels]
+                          or [self.levels])
+        for task_id, state in sorted(self.states.items()):
+            allocations[task_id] = self._allocations(state, group_level, platform,
                                                      tasks_data[task_id])
             if state.level >= self.levels:
                 del self.states[task_id]
@@ -85,8 +92,10 @@ class Throttles:
         rdt_first = resource in (ContendedResource.LLC, ContendedResource.MEMORY_BW) and \
             has_rdt_control(data, platform)
         if state is None:
-            current = (data.allocations or {}).get(AllocationType.QUOTA.value)
-            state = self.states[task_id] = State(now, ceiling(data, platform), current)
+            allocations = data.allocations or {}
+            state = self.states[task_id] = State(now, ceiling(data, platform),
+                                                 allocations.get(AllocationType.QUOTA.value),
+                                                 allocations.get(AllocationType.RDT.value))
             self._lock_if_flapping(task_id, state, now)
             state.rdt, state.cpu = rdt_first, not rdt_first
         elif state.level > 0:  # named again while recovering: back to level 0 at once
@@ -99,7 +108,7 @@ class Throttles:
             state.named_at = now  # held at level 0
             return
         state.named_at = state.stepped_at = now
-        self._action('throttle', task_id, state, platform, 'victim %s, %s' % (victim, evidence))
+        self._action('throttle', task_id, state, 'victim %s, %s' % (victim, evidence))
 
     def _lock_if_flapping(self, task_id, state, now):
         releases = self.releases.get(task_id, ())
@@ -126,13 +135,13 @@ class Throttles:
             releases.append(now)
             while releases and releases[0] <= now - HOUR:
                 releases.popleft()
-            self._action('release', task_id, state, None, 'no victim named it for %gs' % (
+            self._action('release', task_id, state, 'no victim named it for %.0fs' % (
                 now - state.named_at))
         else:
-            self._action('step', task_id, state, None, 'no victim named it for %gs' % (
+            self._action('step', task_id, state, 'no victim named it for %.0fs' % (
                 now - state.named_at))
 
-    def _action(self, action, task_id, state, platform, why):
+    def _action(self, action, task_id, state, why):
         self.actions[action] = self.actions.get(action, 0) + 1
         limit = 'level %d/%d' % (state.level, self.levels)
         if state.cpu:
@@ -150,7 +159,7 @@ class Throttles:
         top = max(state.ceiling, self.floor)
         return self.floor + (top - self.floor) * state.level / float(self.levels)
 
-    def _allocations(self, task_id, state, platform, data) -> Dict:
+    def _allocations(self, state, group_level, platform, data) -> Dict:
         result = {}
         if state.cpu:
             if state.level >= self.levels:
@@ -159,7 +168,10 @@ class Throttles:
             else:
                 result[AllocationType.QUOTA] = min(1.0, self.cpus(state) / platform.cpus)
         if state.rdt:
-            rdt = rdt_allocation(self.rdt_group, state.level, self.levels, data, platform)
+            if state.level >= self.levels:
+                rdt = state.original_rdt  # back to its own group
+            else:
+                rdt = rdt_allocation(self.rdt_group, group_level, self.levels, data, platform)
             if rdt is not None:
                 result[AllocationType.RDT] = rdt
         return result
@@ -174,7 +186,6 @@ def ceiling(data, platform: Platform) -> float:
         return quota * cpus
     value = allocations.get(AllocationType.CPUSET_CPUS.value)
     if isinstance(value, str) and value.strip():
-        from wca import fsutil
         try:
             return float(len(fsutil.parse_cpu_list(value)))
         except ValueError:
