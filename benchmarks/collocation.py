@@ -182,15 +182,19 @@ class Bench:
                 time.sleep(0.05)
 
     def start_be(self, idle=False):
-        """The BE tasks; idle: their cgroups get cpu.idle 1 first (the kernel's idle class for the
-        group: a waking LC task preempts it at once), the reference run without an agent."""
+        """The BE tasks, their cgroups' CPU settings reset first (an agent that stopped leaves
+        its limits behind); idle: cpu.idle 1 (the kernel's idle class for the group: a waking
+        LC task preempts it at once), the reference run without an agent."""
         for relative in self.be:
-            path = self.layout.v1['cpu'] + relative + '/cpu.idle'
-            if os.path.exists(path):
-                with open(path, 'w') as f:
-                    f.write('1' if idle else '0')
-            elif idle:
-                raise SystemExit('the idle run needs cpu.idle (Linux 5.15 or later)')
+            base = self.layout.v1['cpu'] + relative
+            for name, value in (('cpu.cfs_quota_us', -1), ('cpu.cfs_period_us', 100000),
+                                ('cpu.shares', 1024), ('cpu.idle', 1 if idle else 0)):
+                if name == 'cpu.idle' and not os.path.exists(base + '/cpu.idle'):
+                    if idle:
+                        raise SystemExit('the idle run needs cpu.idle (Linux 5.15 or later)')
+                    continue
+                with open(base + '/' + name, 'w') as f:
+                    f.write(str(value))
             self.cgroups.add_process(relative, ['stress-ng', '--cpu', '1', '--cpu-method', 'int64',
                                                 '--timeout', '3600s', '--quiet'])
 
