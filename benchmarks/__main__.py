@@ -6,7 +6,10 @@ measurement iteration (default metric set, Prometheus text to a file) many times
 (user + system) per iteration. Interleaved with it, the floor: a bare reader of exactly the
 files the agent read, in Python (os.open/os.read) and in C (when gcc is there). Then
 LogStorage serialisation of 100k metrics and the DetectionRunner (NOP detector) overhead at
-the largest N. A table goes to stdout and everything to a JSON file. See docs/benchmarks.md.
+the largest N. Last, the collocation benchmark (benchmarks/collocation.py: redis-server with
+stress-ng beside it, alone, without control and with the interference controller); run alone
+with `python -m benchmarks collocation [options]`. A table goes to stdout and everything to a
+JSON file. See docs/benchmarks.md.
 """
 import argparse
 import datetime
@@ -19,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 
-from benchmarks import perf, procfs, storages
+from benchmarks import collocation, collocation_results, perf, procfs, storages
 from benchmarks.tasks import make_tasks
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,6 +49,9 @@ def parse_args(argv):
                              '(benchmarks/procfs.py; default: 100; 0: skip)')
     parser.add_argument('--no-perf', action='store_true',
                         help='skip the perf counters benchmark (benchmarks/perf.py)')
+    parser.add_argument('--no-collocation', action='store_true',
+                        help='skip the collocation benchmark (benchmarks/collocation.py; alone: '
+                             'python -m benchmarks collocation --help)')
     parser.add_argument('--no-detection', action='store_true',
                         help='skip the DetectionRunner overhead benchmark')
     parser.add_argument('--no-c', action='store_true', help='skip the C floor')
@@ -144,7 +150,10 @@ def bench_sizes(args, floor_binary, results):
 
 
 def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ['collocation']:  # the collocation benchmark alone, with its own options
+        return collocation.main(argv[1:])
+    args = parse_args(argv)
     kind = 'fixture' if args.fixture or os.geteuid() != 0 else 'cgroupfs'
     results = {'environment': environment(kind), 'sizes': [], 'detection': None, 'storage': None}
     # SIGTERM ends like Ctrl-C, so the cgroups and sleeping processes are removed.
@@ -165,6 +174,8 @@ def main(argv=None):
     if not args.no_perf and kind == 'cgroupfs':
         results['perf'] = perf.run(args.sizes, args.budget / 2, args.rounds, args.min_iterations,
                                    not args.no_c)
+    if not args.no_collocation:
+        results['collocation'] = collocation.bench(args.quick)
     path = args.json or os.path.join(
         REPO, 'bench-results', 'bench-%s.json' % datetime.datetime.now().strftime('%Y%m%d-%H%M%S'))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -245,6 +256,7 @@ def report(results, old=None) -> str:
     lines += storages.report(results.get('storages'))
     lines += procfs.report(results.get('procfs'))
     lines += perf.report(results.get('perf'))
+    lines += collocation_results.report_section(results.get('collocation'))
     if sizes:
         lines += [''] + goals(sizes)
     if old:
