@@ -149,6 +149,7 @@ class MeasurementRunner(Runner):
 
     def close(self):
         """Releases every task's and the platform's sources, and the storages' resources."""
+        self._stop.close()
         if self._tasks is not None:
             self._tasks.close()
             self._tasks = None
