@@ -254,9 +254,13 @@ def test_hardware_events_this_machine_cannot_count_are_one_warning(perf_cgroups,
     runner = make_runner(StaticNode(tasks=[busy]), storage,
                          event_names=['task_instructions', 'task_cycles', 'task_cache_misses',
                                       'task_task_clock_seconds_total', 'cs'])
-    try:
-        for _ in range(3):
+    try:  # until the busy task has run in its cgroup (a loaded machine may not let it at once)
+        deadline = time.monotonic() + 20
+        while True:
             runner.iterate()
+            clock = storage.last('task_task_clock_seconds_total')
+            if (clock and clock[0].value > 0) or time.monotonic() > deadline:
+                break
             time.sleep(0.1)
     finally:
         runner.close()
