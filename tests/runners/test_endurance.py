@@ -282,7 +282,9 @@ def _churn_run(cgroups, tmp_path, seconds, iterations, target, detection):
     assert len(kept) < kept_start * 1.2 + 100, (kept_start, len(kept), len(churn.removed))
 
     assert open_fds() <= fds, 'file descriptors leaked: %d -> %d' % (fds, open_fds())
-    assert native_threads() == threads and threading.active_count() == py_threads
+    # No thread left behind (one of an earlier test's may have ended meanwhile: fewer is fine).
+    assert native_threads() <= threads and threading.active_count() <= py_threads, (
+        threads, native_threads(), py_threads, threading.active_count())
     assert sample_value(text, 'wca_tasks_vanished_total') > 0  # the race was really run
     return {'iterations': count, 'removed': len(churn.removed), 'rss_start': rss_start,
             'rss_end': rss_mb(), 'rss_samples': rss_samples, 'kept_start': kept_start,
